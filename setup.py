@@ -1,0 +1,79 @@
+"""Build fastnn's compiled kernels.
+
+Every extension is `csrc/_<name>.pyx` -> `fastnn._<name>`; the kernels themselves are inline
+`noexcept nogil` functions in `csrc/<name>.pxd`, so the epoch loop can inline them across files.
+
+FASTNN_NO_OPENMP=1 builds without OpenMP: prange loops run serially and everything still works.
+"""
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+EXTENSIONS = ["threads", "dense", "activations", "losses", "optim"]
+EXTENSIONS = [e for e in EXTENSIONS if os.path.exists(f"csrc/_{e}.pyx")]  # TEMP while kernels land
+
+# Per-compiler flags, one table. "base" always applies; "openmp" unless FASTNN_NO_OPENMP is set.
+# -fno-math-errno lets GCC vectorise sqrt/exp loops (it changes no result, only errno);
+# no -ffast-math: it would break NaN/inf handling and bitwise agreement with the reference.
+COMPILER_FLAGS = {
+    "unix": {
+        "base": ["-O3", "-fno-math-errno", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "openmp_compile": ["-fopenmp"],
+        "openmp_link": ["-fopenmp"],
+    },
+    "darwin": {  # Apple clang has no -fopenmp driver flag; libomp comes from Homebrew / the wheel build
+        "base": ["-O3", "-fno-math-errno", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "openmp_compile": ["-Xpreprocessor", "-fopenmp"],
+        "openmp_link": ["-lomp"],
+    },
+    "msvc": {
+        "base": ["/O2", "/fp:precise"],
+        "openmp_compile": ["/openmp"],
+        "openmp_link": [],
+    },
+}
+
+
+def use_openmp():
+    return os.environ.get("FASTNN_NO_OPENMP", "").lower() not in ("1", "true", "yes", "on")
+
+
+class BuildExt(build_ext):
+    """Apply COMPILER_FLAGS for the compiler actually in use."""
+
+    def build_extensions(self):
+        kind = self.compiler.compiler_type
+        if kind == "unix" and sys.platform == "darwin":
+            kind = "darwin"
+        flags = COMPILER_FLAGS.get(kind, COMPILER_FLAGS["unix"])
+        openmp = use_openmp()
+        for ext in self.extensions:
+            ext.extra_compile_args = flags["base"] + (flags["openmp_compile"] if openmp else [])
+            ext.extra_link_args = flags["openmp_link"] if openmp else []
+        super().build_extensions()
+
+
+def extensions():
+    from Cython.Build import cythonize
+
+    exts = [
+        Extension(f"fastnn._{name}", [f"csrc/_{name}.pyx"], include_dirs=["csrc"])
+        for name in EXTENSIONS
+    ]
+    return cythonize(
+        exts,
+        include_path=["csrc"],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})
