@@ -13,6 +13,9 @@ from setuptools.command.build_ext import build_ext
 
 EXTENSIONS = ["threads", "dense", "activations", "losses", "optim"]
 EXTENSIONS = [e for e in EXTENSIONS if os.path.exists(f"csrc/_{e}.pyx")]  # TEMP while kernels land
+# Developer convenience: FASTNN_EXTENSIONS=dense,losses rebuilds only those (e.g. `python setup.py build_ext --inplace`).
+if os.environ.get("FASTNN_EXTENSIONS"):
+    EXTENSIONS = [e for e in EXTENSIONS if e in os.environ["FASTNN_EXTENSIONS"].split(",")]
 
 # Per-compiler flags, one table. "base" always applies; "openmp" unless FASTNN_NO_OPENMP is set.
 # -fno-math-errno lets GCC vectorise sqrt/exp loops (it changes no result, only errno);
