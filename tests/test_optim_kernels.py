@@ -146,7 +146,7 @@ def option_cases():
 
 
 # --- one step, every option ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name,P,options", option_cases())
+@pytest.mark.parametrize("name,P,options", list(option_cases()))
 def test_one_step(backend, dtype, threads, rng, name, P, options):
     args = kernel_args(name, P, dtype, rng, {**HYPER[name], **options})
     check_kernel(backend, name, args, FORMULAS[name](**float64(args)) if P > 1 else None)
