@@ -2,8 +2,11 @@
 # and returns the mean loss; backward adds d(mean loss)/d(logits), from what forward saved and the targets.
 # Legend: N batch rows, O outputs (n = N*O for the flat helper). All arrays row-major (C order).
 # Means follow PyTorch's reduction="mean": cross-entropy over the N rows, the others over all N*O elements.
-# Terms are computed in the arrays' dtype and summed in double, rows in order. Backward accumulates (+=) into
-# dlogits; the caller zeroes the flat gradient buffer once per step.
+# Sample weights w (N,), optional (NULL: all 1), make it the weighted mean sum_n w_n l_n / sum_n w_n (over rows;
+# times 1/O for the element-wise losses), as torch's class-weighted cross-entropy and np.average; a batch
+# whose weights sum to 0 contributes loss 0 and no gradient. Terms are computed in the arrays' dtype and
+# summed in double, rows in order. Backward accumulates (+=) into dlogits; the caller zeroes the flat
+# gradient buffer once per step.
 # Serial on purpose: the output layer is narrow (e.g. 128 x 10), so an OpenMP fork/join would cost more than
 # the work, and one summation order makes the loss the same bits whatever the thread count.
 from cython cimport floating
@@ -39,63 +42,110 @@ cdef inline floating _log1p(floating x) noexcept nogil:
         return log1p(x)
 
 
-cdef inline void _add_scaled_difference(floating* dlogits,               # OUT (n,) +=
-                                        const floating* out,             # IN  (n,)
-                                        const floating* targets,         # IN  (n,)
-                                        Py_ssize_t n, floating scale) noexcept nogil:
-    """dlogits += (out - targets) * scale"""
-    cdef Py_ssize_t i
-    for i in range(n):
-        dlogits[i] += (out[i] - targets[i]) * scale
+cdef inline double weight_sum(const floating* weights, int N) noexcept nogil:
+    """sum_n w_n, rows in order; N when weights is NULL"""
+    cdef double total = 0
+    cdef int n
+    if weights == NULL:
+        return N
+    for n in range(N):
+        total += weights[n]
+    return total
+
+
+cdef inline double _mean(double total, double wsum, int O) noexcept nogil:
+    return total / (wsum * O) if wsum != 0 else 0.0
+
+
+cdef inline floating _row_scale(const floating* weights, int n, double wsum, double factor) noexcept nogil:
+    """factor * w_n / sum w: row n's share of the mean (0 when the weights sum to 0)"""
+    if wsum == 0:
+        return 0
+    return <floating>(factor / wsum) if weights == NULL else <floating>(factor * weights[n] / wsum)
+
+
+cdef inline void _add_scaled_difference(floating* dlogits,               # OUT (N, O) +=
+                                        const floating* out,             # IN  (N, O)
+                                        const floating* targets,         # IN  (N, O)
+                                        const floating* weights,         # IN  (N,) or NULL
+                                        int N, int O, double factor) noexcept nogil:
+    """dlogits += factor w_n (out - targets) / (O sum w)"""
+    cdef Py_ssize_t i, row
+    cdef int n
+    cdef double wsum = weight_sum(weights, N)
+    cdef floating scale
+    for n in range(N):
+        scale = _row_scale(weights, n, wsum * O, factor)
+        row = <Py_ssize_t>n * O
+        for i in range(row, row + O):
+            dlogits[i] += (out[i] - targets[i]) * scale
 
 
 # ---- softmax + cross-entropy: targets are class indices ----
 
+cdef inline double _softmax_row(floating* p,                             # OUT (O,) softmax(z)
+                                const floating* z,                       # IN  (O,)
+                                int O, floating* z_max) noexcept nogil:
+    """p = softmax(z); returns rest = sum_{o != argmax} exp(z_o - max z), and max z in z_max"""
+    cdef int o, k = 0
+    cdef floating m, rest = 0   # the max term exp(0) = 1 stays out of rest, so that log1p sees rest whole
+    for o in range(1, O):
+        if z[o] > z[k]:
+            k = o
+    m = z[k]
+    for o in range(O):
+        p[o] = _exp(z[o] - m)
+        if o != k:
+            rest += p[o]
+    for o in range(O):
+        p[o] /= 1 + rest
+    z_max[0] = m
+    return rest
+
+
+cdef inline void softmax_forward(floating* out,                          # OUT (N, O)
+                                 const floating* logits,                 # IN  (N, O)
+                                 int N, int O) noexcept nogil:
+    """out = softmax(z) row-wise"""
+    cdef int n
+    cdef floating m
+    for n in range(N):
+        _softmax_row(out + <Py_ssize_t>n * O, logits + <Py_ssize_t>n * O, O, &m)
+
+
 cdef inline double cross_entropy_forward(floating* out,                  # OUT (N, O) softmax(logits)
                                          const floating* logits,         # IN  (N, O)
                                          const int64_t* targets,         # IN  (N,) class indices in [0, O)
+                                         const floating* weights,        # IN  (N,) or NULL
                                          int N, int O) noexcept nogil:
-    """out = softmax(z) row-wise;  return mean_n(logsumexp(z_n) - z_n[y_n])"""
-    cdef int n, o, k
-    cdef floating m, rest, s, z_y
-    cdef const floating* z
-    cdef floating* p
+    """out = softmax(z) row-wise;  return sum_n w_n (logsumexp(z_n) - z_n[y_n]) / sum_n w_n"""
+    cdef int n
+    cdef floating m, rest, z_y
     cdef double total = 0
     for n in range(N):
-        z = logits + <Py_ssize_t>n * O
-        p = out + <Py_ssize_t>n * O
-        k = 0
-        for o in range(1, O):
-            if z[o] > z[k]:
-                k = o
-        m = z[k]
-        z_y = z[targets[n]]     # read before out is written: out may be logits
-        rest = 0                # sum of exp(z - m) without the max term exp(0) = 1, so that log1p sees it whole
-        for o in range(O):
-            p[o] = _exp(z[o] - m)
-            if o != k:
-                rest += p[o]
-        s = 1 + rest
-        for o in range(O):
-            p[o] /= s
+        z_y = logits[<Py_ssize_t>n * O + targets[n]]     # read before out is written: out may be logits
+        rest = _softmax_row(out + <Py_ssize_t>n * O, logits + <Py_ssize_t>n * O, O, &m)
         # logsumexp - z_y = (m - z_y) + log1p(rest): two terms >= 0, so no cancellation even when the loss is
         # near 0 (y wins clearly), and finite for any finite logits
-        total += (m - z_y) + _log1p(rest)
-    return total / N
+        total += ((m - z_y) + _log1p(rest)) * (1 if weights == NULL else weights[n])
+    return _mean(total, weight_sum(weights, N), 1)
 
 
 cdef inline void cross_entropy_backward(floating* dlogits,               # OUT (N, O) +=
                                         const floating* out,             # IN  (N, O) softmax saved by forward
                                         const int64_t* targets,          # IN  (N,) class indices in [0, O)
+                                        const floating* weights,         # IN  (N,) or NULL
                                         int N, int O) noexcept nogil:
-    """dlogits += (out - onehot(y)) / N"""
+    """dlogits += w_n (out - onehot(y)) / sum w"""
     cdef int n, o
     cdef int64_t y
-    cdef floating scale = 1.0 / N
+    cdef double wsum = weight_sum(weights, N)
+    cdef floating scale
     cdef Py_ssize_t row
     for n in range(N):
         row = <Py_ssize_t>n * O
         y = targets[n]
+        scale = _row_scale(weights, n, wsum, 1.0)
         for o in range(O):
             dlogits[row + o] += (out[row + o] - (o == y)) * scale
 
@@ -105,107 +155,126 @@ cdef inline void cross_entropy_backward(floating* dlogits,               # OUT (
 cdef inline double binary_cross_entropy_forward(floating* out,           # OUT (N, O) sigmoid(logits)
                                                 const floating* logits,  # IN  (N, O)
                                                 const floating* targets, # IN  (N, O) in [0, 1]
+                                                const floating* weights, # IN  (N,) or NULL
                                                 int N, int O) noexcept nogil:
-    """out = sigmoid(z);  return mean(max(z, 0) - z y + log1p(exp(-|z|)))"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
+    """out = sigmoid(z);  return weighted mean of max(z, 0) - z y + log1p(exp(-|z|))"""
+    cdef Py_ssize_t i, row
+    cdef int n
     cdef floating z, y, e
-    cdef double total = 0
-    for i in range(size):
-        z = logits[i]
-        y = targets[i]
-        e = _exp(-abs(z))       # in [0, 1]: neither the sigmoid nor the loss can overflow
-        # max(z, 0) - z y as z (1 - y) or -z y: terms >= 0 (y in [0, 1]), no cancellation when the loss is near 0
-        total += (z * (1 - y) if z >= 0 else -z * y) + _log1p(e)
-        out[i] = (1 if z >= 0 else e) / (1 + e)
-    return total / size
+    cdef double total = 0, row_total
+    for n in range(N):
+        row = <Py_ssize_t>n * O
+        row_total = 0
+        for i in range(row, row + O):
+            z = logits[i]
+            y = targets[i]
+            e = _exp(-abs(z))       # in [0, 1]: neither the sigmoid nor the loss can overflow
+            # max(z, 0) - z y as z (1 - y) or -z y: terms >= 0 (y in [0, 1]), no cancellation near loss 0
+            row_total += (z * (1 - y) if z >= 0 else -z * y) + _log1p(e)
+            out[i] = (1 if z >= 0 else e) / (1 + e)
+        total += row_total * (1 if weights == NULL else weights[n])
+    return _mean(total, weight_sum(weights, N), O)
 
 
 cdef inline void binary_cross_entropy_backward(floating* dlogits,        # OUT (N, O) +=
                                                const floating* out,      # IN  (N, O) sigmoid saved by forward
                                                const floating* targets,  # IN  (N, O)
+                                               const floating* weights,  # IN  (N,) or NULL
                                                int N, int O) noexcept nogil:
-    """dlogits += (out - y) / (N O)"""
-    _add_scaled_difference(dlogits, out, targets, <Py_ssize_t>N * O, <floating>(1.0 / (<double>N * O)))
+    """dlogits += w_n (out - y) / (O sum w)"""
+    _add_scaled_difference(dlogits, out, targets, weights, N, O, 1.0)
 
 
 # ---- identity output + regression losses: d = z - y ----
 
-cdef inline double mse_forward(floating* out,                            # OUT (N, O) = logits
-                               const floating* logits,                   # IN  (N, O)
-                               const floating* targets,                  # IN  (N, O)
-                               int N, int O) noexcept nogil:
-    """out = z;  return mean((z - y)^2)"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
-    cdef floating d
-    cdef double total = 0
-    for i in range(size):
-        d = logits[i] - targets[i]
-        out[i] = logits[i]      # a loop, not memcpy: out may be logits
-        total += d * d
-    return total / size
+cdef inline double _regression_forward(int kind, floating* out,          # OUT (N, O) = logits
+                                       const floating* logits,           # IN  (N, O)
+                                       const floating* targets,          # IN  (N, O)
+                                       const floating* weights,          # IN  (N,) or NULL
+                                       int N, int O, floating delta) noexcept nogil:
+    """out = z;  return the weighted mean of term_kind(z - y)"""
+    cdef Py_ssize_t i, row
+    cdef int n
+    cdef floating d, a, half = 0.5
+    cdef double total = 0, row_total
+    for n in range(N):
+        row = <Py_ssize_t>n * O
+        row_total = 0
+        for i in range(row, row + O):
+            d = logits[i] - targets[i]
+            out[i] = logits[i]      # a loop, not memcpy: out may be logits
+            if kind == MSE:
+                row_total += d * d
+            elif kind == MAE:
+                row_total += abs(d)
+            else:
+                a = abs(d)
+                row_total += half * d * d if a < delta else delta * (a - half * delta)
+        total += row_total * (1 if weights == NULL else weights[n])
+    return _mean(total, weight_sum(weights, N), O)
+
+
+cdef inline double mse_forward(floating* out, const floating* logits, const floating* targets,
+                               const floating* weights, int N, int O) noexcept nogil:
+    """out = z;  return weighted mean((z - y)^2)"""
+    return _regression_forward(MSE, out, logits, targets, weights, N, O, 0)
 
 
 cdef inline void mse_backward(floating* dlogits,                         # OUT (N, O) +=
                               const floating* out,                       # IN  (N, O) saved by forward
                               const floating* targets,                   # IN  (N, O)
+                              const floating* weights,                   # IN  (N,) or NULL
                               int N, int O) noexcept nogil:
-    """dlogits += 2 (z - y) / (N O)"""
-    _add_scaled_difference(dlogits, out, targets, <Py_ssize_t>N * O, <floating>(2.0 / (<double>N * O)))
+    """dlogits += 2 w_n (z - y) / (O sum w)"""
+    _add_scaled_difference(dlogits, out, targets, weights, N, O, 2.0)
 
 
-cdef inline double mae_forward(floating* out,                            # OUT (N, O) = logits
-                               const floating* logits,                   # IN  (N, O)
-                               const floating* targets,                  # IN  (N, O)
-                               int N, int O) noexcept nogil:
-    """out = z;  return mean(|z - y|)"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
-    cdef floating d
-    cdef double total = 0
-    for i in range(size):
-        d = logits[i] - targets[i]
-        out[i] = logits[i]
-        total += abs(d)
-    return total / size
+cdef inline double mae_forward(floating* out, const floating* logits, const floating* targets,
+                               const floating* weights, int N, int O) noexcept nogil:
+    """out = z;  return weighted mean(|z - y|)"""
+    return _regression_forward(MAE, out, logits, targets, weights, N, O, 0)
 
 
 cdef inline void mae_backward(floating* dlogits,                         # OUT (N, O) +=
                               const floating* out,                       # IN  (N, O) saved by forward
                               const floating* targets,                   # IN  (N, O)
+                              const floating* weights,                   # IN  (N,) or NULL
                               int N, int O) noexcept nogil:
-    """dlogits += sign(z - y) / (N O), sign(0) = 0 as PyTorch"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
-    cdef floating d, scale = 1.0 / (<double>N * O)
-    for i in range(size):
-        d = out[i] - targets[i]
-        dlogits[i] += ((d > 0) - (d < 0)) * scale
+    """dlogits += w_n sign(z - y) / (O sum w), sign(0) = 0 as PyTorch"""
+    cdef Py_ssize_t i, row
+    cdef int n
+    cdef double wsum = weight_sum(weights, N)
+    cdef floating d, scale
+    for n in range(N):
+        scale = _row_scale(weights, n, wsum * O, 1.0)
+        row = <Py_ssize_t>n * O
+        for i in range(row, row + O):
+            d = out[i] - targets[i]
+            dlogits[i] += ((d > 0) - (d < 0)) * scale
 
 
-cdef inline double huber_forward(floating* out,                          # OUT (N, O) = logits
-                                 const floating* logits,                 # IN  (N, O)
-                                 const floating* targets,                # IN  (N, O)
-                                 int N, int O, floating delta) noexcept nogil:
-    """out = z;  return mean(0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)), d = z - y"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
-    cdef floating d, a, half = 0.5
-    cdef double total = 0
-    for i in range(size):
-        d = logits[i] - targets[i]
-        a = abs(d)
-        out[i] = logits[i]
-        total += half * d * d if a < delta else delta * (a - half * delta)
-    return total / size
+cdef inline double huber_forward(floating* out, const floating* logits, const floating* targets,
+                                 const floating* weights, int N, int O, floating delta) noexcept nogil:
+    """out = z;  return weighted mean(0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)), d = z - y"""
+    return _regression_forward(HUBER, out, logits, targets, weights, N, O, delta)
 
 
 cdef inline void huber_backward(floating* dlogits,                       # OUT (N, O) +=
                                 const floating* out,                     # IN  (N, O) saved by forward
                                 const floating* targets,                 # IN  (N, O)
+                                const floating* weights,                 # IN  (N,) or NULL
                                 int N, int O, floating delta) noexcept nogil:
-    """dlogits += clamp(z - y, -delta, delta) / (N O)"""
-    cdef Py_ssize_t i, size = <Py_ssize_t>N * O
-    cdef floating d, scale = 1.0 / (<double>N * O)
-    for i in range(size):
-        d = out[i] - targets[i]
-        dlogits[i] += min(max(d, -delta), delta) * scale
+    """dlogits += w_n clamp(z - y, -delta, delta) / (O sum w)"""
+    cdef Py_ssize_t i, row
+    cdef int n
+    cdef double wsum = weight_sum(weights, N)
+    cdef floating d, scale
+    for n in range(N):
+        scale = _row_scale(weights, n, wsum * O, 1.0)
+        row = <Py_ssize_t>n * O
+        for i in range(row, row + O):
+            d = out[i] - targets[i]
+            dlogits[i] += min(max(d, -delta), delta) * scale
 
 
 # ---- by code: the switch is outside the loops ----
@@ -215,18 +284,15 @@ cdef inline double loss_forward(int kind,                                # a Los
                                 const floating* logits,                  # IN  (N, O)
                                 const int64_t* classes,                  # IN  (N,)   CROSS_ENTROPY only, else NULL
                                 const floating* targets,                 # IN  (N, O) the other losses, else NULL
+                                const floating* weights,                 # IN  (N,) sample weights, or NULL
                                 int N, int O, floating delta) noexcept nogil:
-    """out = activation(z);  return the mean loss `kind` (delta: HUBER only); NaN for an unknown kind"""
+    """out = activation(z);  return the (weighted) mean loss `kind` (delta: HUBER only); NaN for an unknown kind"""
     if kind == CROSS_ENTROPY:
-        return cross_entropy_forward(out, logits, classes, N, O)
+        return cross_entropy_forward(out, logits, classes, weights, N, O)
     if kind == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy_forward(out, logits, targets, N, O)
-    if kind == MSE:
-        return mse_forward(out, logits, targets, N, O)
-    if kind == MAE:
-        return mae_forward(out, logits, targets, N, O)
-    if kind == HUBER:
-        return huber_forward(out, logits, targets, N, O, delta)
+        return binary_cross_entropy_forward(out, logits, targets, weights, N, O)
+    if kind == MSE or kind == MAE or kind == HUBER:
+        return _regression_forward(kind, out, logits, targets, weights, N, O, delta)
     return NAN
 
 
@@ -235,18 +301,19 @@ cdef inline int loss_backward(int kind,                                  # a Los
                               const floating* out,                       # IN  (N, O) saved by forward
                               const int64_t* classes,                    # IN  (N,)   CROSS_ENTROPY only, else NULL
                               const floating* targets,                   # IN  (N, O) the other losses, else NULL
+                              const floating* weights,                   # IN  (N,) sample weights, or NULL
                               int N, int O, floating delta) noexcept nogil:
     """dlogits += d(mean loss `kind`)/d(logits) (delta: HUBER only); returns 0, or -1 for an unknown kind"""
     if kind == CROSS_ENTROPY:
-        cross_entropy_backward(dlogits, out, classes, N, O)
+        cross_entropy_backward(dlogits, out, classes, weights, N, O)
     elif kind == BINARY_CROSS_ENTROPY:
-        binary_cross_entropy_backward(dlogits, out, targets, N, O)
+        binary_cross_entropy_backward(dlogits, out, targets, weights, N, O)
     elif kind == MSE:
-        mse_backward(dlogits, out, targets, N, O)
+        mse_backward(dlogits, out, targets, weights, N, O)
     elif kind == MAE:
-        mae_backward(dlogits, out, targets, N, O)
+        mae_backward(dlogits, out, targets, weights, N, O)
     elif kind == HUBER:
-        huber_backward(dlogits, out, targets, N, O, delta)
+        huber_backward(dlogits, out, targets, weights, N, O, delta)
     else:
         return -1
     return 0

@@ -217,3 +217,83 @@ def test_matches_torch(backend, rng, loss, kw):
     assert_close(getattr(backend, f"{loss}_forward")(out, z, y, **kw), expect.item(), np.float64, "loss vs torch")
     getattr(backend, f"{loss}_backward")(grad, out, y, **kw)
     assert_close(grad, zt.grad.numpy(), np.float64, "gradient vs torch")
+
+
+# --- sample weights: the weighted mean sum_n w_n l_n / sum_n w_n -----------------------------------------------
+def weighted_formula(loss, z, y, w, delta=1.0):
+    """(loss, gradient) of the weighted mean from the unweighted per-row formula, in float64."""
+    rows = [formula(loss, z[n:n + 1], y[n:n + 1], delta)[1] for n in range(len(z))]
+    out = formula(loss, z, y, delta)[0]
+    grad = np.concatenate([formula_grad(loss, out[n:n + 1], y[n:n + 1], delta) for n in range(len(z))])
+    return np.average(rows, weights=w), grad * (w / w.sum())[:, None]
+
+
+@each_loss
+@pytest.mark.parametrize("N,O", [(1, 1), (7, 3), (33, 10)])
+def test_sample_weights(backend, dtype, rng, loss, kw, N, O):
+    z, y = loss_args(rng, loss, N, O, dtype)
+    w = rng.uniform(0.1, 3.0, N).astype(dtype)
+    value, grad = weighted_formula(loss, z, y, w.astype(np.float64), **kw)
+    got = check_kernel(backend, f"{loss}_forward", dict(out=np.empty((N, O), dtype), logits=z, targets=y, **kw,
+                                                        sample_weight=w))["return"]
+    np.testing.assert_allclose(got, value, rtol=10 * TOLERANCE[np.dtype(dtype)], atol=1e-12 * np.abs(z).max())
+    out = formula(loss, z, y, **kw)[0].astype(dtype)
+    dlogits = rng.uniform(0.5, 1.5, (N, O)).astype(dtype) * np.where(grad < 0, -1, 1).astype(dtype)
+    check_kernel(backend, f"{loss}_backward", dict(dlogits=dlogits, out=out, targets=y, **kw, sample_weight=w),
+                 {"dlogits": dlogits + grad}, tol=10 * TOLERANCE[np.dtype(dtype)])
+
+
+@each_loss
+def test_weighted_gradient_matches_finite_differences(backend, rng, loss, kw):
+    N, O, h = 6, 3, 1e-3
+    z, y = kink_free(rng, loss, N, O, kw.get("delta", 1.0))
+    w = rng.uniform(0.1, 3.0, N)
+    forward, backward = getattr(backend, f"{loss}_forward"), getattr(backend, f"{loss}_backward")
+    f = lambda zz: forward(np.empty((N, O)), zz, y, **kw, sample_weight=w)  # noqa: E731
+    numeric = np.empty((N, O))
+    for i in np.ndindex(N, O):
+        step = np.zeros((N, O))
+        step[i] = h
+        numeric[i] = (-f(z + 2 * step) + 8 * f(z + step) - 8 * f(z - step) + f(z - 2 * step)) / (12 * h)
+    out = np.empty((N, O))
+    forward(out, z, y, **kw, sample_weight=w)
+    grad = np.zeros((N, O))
+    backward(grad, out, y, **kw, sample_weight=w)
+    assert_close(grad, numeric, np.float64, f"weighted {loss} [{backend.name}] gradient vs finite differences",
+                 tol=1e-8)
+
+
+@each_loss
+def test_integer_weights_equal_repeated_rows(backend, rng, loss, kw):
+    z, y = loss_args(rng, loss, 5, 3, np.float64)
+    w = np.array([1.0, 3.0, 0.0, 2.0, 1.0])
+    repeat = np.repeat(np.arange(5), w.astype(int))
+    forward = getattr(backend, f"{loss}_forward")
+    weighted = forward(np.empty((5, 3)), z, y, **kw, sample_weight=w)
+    repeated = forward(np.empty((len(repeat), 3)), z[repeat], y[repeat], **kw)
+    np.testing.assert_allclose(weighted, repeated, rtol=1e-12)
+
+
+@each_loss
+def test_zero_weights_give_zero_loss_and_no_gradient(backend, rng, loss, kw):
+    z, y = loss_args(rng, loss, 4, 3, np.float64)
+    w = np.zeros(4)
+    assert getattr(backend, f"{loss}_forward")(np.empty((4, 3)), z, y, **kw, sample_weight=w) == 0.0
+    dlogits = rng.standard_normal((4, 3))
+    before = dlogits.copy()
+    getattr(backend, f"{loss}_backward")(dlogits, np.empty((4, 3)) + 0.5, y, **kw, sample_weight=w)
+    np.testing.assert_array_equal(dlogits, before)
+
+
+def test_sample_weight_length_is_checked(backend, rng):
+    z, y = loss_args(rng, "mse", 4, 2, np.float64)
+    with pytest.raises(ValueError, match="sample_weight"):
+        backend.mse_forward(np.empty((4, 2)), z, y, sample_weight=np.ones(3))
+    with pytest.raises(ValueError, match="sample_weight"):
+        fastnn._losses.mse_forward(np.empty((4, 2)), z, y, sample_weight=np.ones(5))
+
+
+@pytest.mark.parametrize("N,O", SHAPES)
+def test_softmax_forward(backend, dtype, rng, N, O):
+    z = (3 * rng.standard_normal((N, O))).astype(dtype)
+    check_kernel(backend, "softmax_forward", dict(out=np.full((N, O), np.nan, dtype), logits=z), {"out": softmax(z.astype(np.float64), axis=1)})

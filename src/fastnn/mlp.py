@@ -299,9 +299,7 @@ class MLP:
         """The output activation of the last layer (softmax / sigmoid / identity) into ws.post[-1]."""
         z, out = ws.pre[-1], ws.post[-1]
         if self.loss == "cross_entropy":
-            np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-            np.exp(out, out=out)
-            out /= out.sum(axis=1, keepdims=True)
+            self._kernels.softmax_forward(out, z)
         elif self.loss == "binary_cross_entropy":
             self._kernels.sigmoid_forward(out, z)
         else:
