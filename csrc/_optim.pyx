@@ -4,6 +4,8 @@ the caller.
 Optional state buffers are untyped arguments, converted inside: a None argument would steer Cython's fused dispatch.
 """
 from cython cimport floating
+from cython.view cimport array as cvarray
+from libc.math cimport sqrt
 cimport optim
 from optim cimport PARALLEL_MIN_P
 from fastnn._config import get_num_threads
@@ -106,3 +108,21 @@ def adagrad_step(floating[::1] params not None, floating[::1] state_sum not None
     with nogil:
         optim.adagrad_step(&params[0], &state_sum[0], &grads[0], P, step, lr, lr_decay, weight_decay, eps,
                            maximize, num_threads)
+
+
+def clip_grad_norm(floating[::1] grads not None, double max_norm):
+    """norm = ||g||_2;  g *= min(1, max_norm / (norm + 1e-6));  return norm (torch.nn.utils.clip_grad_norm_)"""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
+    cdef Py_ssize_t P = grads.shape[0]
+    if P == 0:
+        return 0.0
+    cdef int num_threads = _threads(P)
+    cdef double[::1] partial = cvarray(shape=(max(1, optim.norm_blocks(P)),), itemsize=sizeof(double), format="d")
+    cdef double norm, coef
+    with nogil:
+        norm = sqrt(optim.grad_norm_sq(&grads[0], P, &partial[0], num_threads))
+        coef = optim.clip_coefficient(norm, max_norm)
+        if coef < 1:
+            optim.scale_in_place(&grads[0], P, <floating>coef, num_threads)
+    return norm

@@ -1,22 +1,166 @@
 # Dense (fully connected) layer kernels.
 # Legend: N batch rows, I in-features, O out-features. All arrays row-major (C order).
-# W is (I, O) as scikit-learn's coefs_. Backward accumulates (+=) into dx, dW, db;
+# W is (I, O) as scikit-learn's coefs_. Backward accumulates (+=) into dx, dW, db (and dpre);
 # the caller zeroes the flat gradient buffer once per step.
+#
+# The three products -- forward x W (N x O x I), dW = x^T dZ (I x O x N), dX = dZ W^T (N x I x O) -- go to
+# fastnn's GEMM (gemm.h) or to BLAS, whichever measured faster for that shape (use_own_gemm below), and
+# the fused kernels do their elementwise work inside fastnn's GEMM passes: the forward epilogue adds the
+# bias and applies the activation to each finished tile of pre while it is in cache; the backward prologue
+# forms dZ = dY f'(Z) (and db) just before dZ is packed for the dW product. Threads: fastnn's GEMM splits
+# the output (C) and keeps the bits the same whatever the thread count (gemm.h); the BLAS path is float64
+# and the shapes where BLAS wins.
 from cython cimport floating
 from libc.string cimport memcpy
-from blas cimport gemm
+from libc.stddef cimport ptrdiff_t
+from blas cimport gemm as blas_gemm
+from gemm cimport fnn_sgemm_hooked, own_gemm
+from activations cimport (_forward_range, _backward_range, activation_forward, activation_backward,
+                          IDENTITY, SILU)
+
+
+# ---- dispatch by measurement (bench/gemm_crossover.py; the table is in bench/GEMM.md) ----
+# Measured on a 2-core Zen 3 against scipy's OpenBLAS 0.3.31 (Haswell kernels), float32, at every product of
+# W1-W4 (batch 32-256, predict 8192): fastnn's GEMM is as fast or faster everywhere except
+#   - N < 8 (W1's 3-class output): the 16-column micro-tile is mostly padding, and OpenBLAS's narrow kernels
+#     win by ~25% (of well under a microsecond);
+#   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS's micro-kernel keeps 5-10% more of the
+#     FMA peak once the operands no longer fit in L2.
+
+cdef enum:
+    SERIAL_MAX_WORK = 1 << 17   # m n k below this: one thread (an OpenMP fork/join costs more than it saves)
+    BLAS_MIN_N = 1024           # N and (K or M) at least this: BLAS
+    OWN_MIN_N = 8               # N below this: BLAS
+
+
+cdef inline bint use_own_gemm(int m, int n, int k, bint trans_a, bint trans_b, int num_threads) noexcept nogil:
+    """True where fastnn's float32 GEMM measured faster than OpenBLAS's sgemm for C (m x n) = (m x k)(k x n)"""
+    if n < OWN_MIN_N:
+        return False
+    if n >= BLAS_MIN_N and (k >= BLAS_MIN_N or m >= BLAS_MIN_N):
+        return False
+    return True
+
+
+cdef inline int gemm_threads(int m, int n, int k, int num_threads) noexcept nogil:
+    """The threads worth using on an m x n x k product: 1 for the tiny ones"""
+    if <double>m * n * k < SERIAL_MAX_WORK:
+        return 1
+    return num_threads
+
+
+cdef inline void dense_gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                            floating alpha, const floating* A, int lda,    # IN  op(A) is m x k
+                            const floating* B, int ldb,                    # IN  op(B) is k x n
+                            floating beta, floating* C, int ldc,           # OUT m x n
+                            int num_threads) noexcept nogil:
+    """C = alpha op(A) op(B) + beta C, by fastnn's GEMM or BLAS as use_own_gemm says (float64: BLAS)"""
+    if use_own_gemm(m, n, k, trans_a, trans_b, num_threads):
+        own_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, gemm_threads(m, n, k, num_threads))
+    else:
+        blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+
+
+# ---- the hooks fastnn's GEMM calls (float32 only) ----
+
+ctypedef struct ForwardEpilogue:
+    const float* b              # IN  (O,)
+    float* post                 # OUT (N, O) f(pre), or NULL: bias only
+    ptrdiff_t O
+    int kind
+    float param
+
+
+cdef inline void forward_epilogue(void* ctx, float* pre, ptrdiff_t ldc, int i0, int j0, int m, int n) noexcept nogil:
+    """On a finished tile of pre = x W (rows i0.., columns j0..): pre += b;  post = f(pre)"""
+    cdef ForwardEpilogue* e = <ForwardEpilogue*>ctx
+    cdef int r, j
+    cdef float* row
+    for r in range(m):
+        row = pre + r * ldc
+        for j in range(n):
+            row[j] += e.b[j0 + j]
+        if e.post != NULL:
+            _forward_range(e.kind, e.post + (i0 + r) * e.O + j0, row, n, e.param)
+
+
+ctypedef struct BackwardPrologue:
+    float* dpre                 # (N, O) dZ: += dpost f'(pre) when kind >= 0, else only read
+    const float* dpost          # IN  (N, O)
+    const float* pre            # IN  (N, O)
+    const float* post           # IN  (N, O)
+    float* db                   # OUT (O,) +=
+    ptrdiff_t O
+    int kind                    # an ActivationKind, or -1: dpre is given
+    float param
+
+
+cdef inline void backward_prologue(void* ctx, int k0, int kn, int j0, int n) noexcept nogil:
+    """Before rows k0.. x columns j0.. of dZ are packed: dZ += dY f'(Z) there; db += those rows of dZ"""
+    cdef BackwardPrologue* p = <BackwardPrologue*>ctx
+    cdef int k, j
+    cdef ptrdiff_t row
+    for k in range(k0, k0 + kn):  # rows in order: each column's sum is the same whatever the thread count
+        row = k * p.O + j0
+        if p.kind >= 0:
+            _backward_range(p.kind, p.dpre + row, p.dpost + row, p.pre + row, p.post + row, n, p.param)
+        for j in range(n):
+            p.db[j0 + j] += p.dpre[row + j]
+
+
+# ---- the kernels ----
+
+cdef inline void _forward(floating* pre, floating* post, const floating* x, const floating* W,
+                          const floating* b, int N, int I, int O, int kind, double param,
+                          int num_threads) noexcept nogil:
+    # post == NULL: no activation
+    cdef ForwardEpilogue e
+    cdef int n
+    if floating is float:
+        if use_own_gemm(N, O, I, False, False, num_threads):
+            e.b, e.post, e.O, e.kind, e.param = b, post, O, kind, <float>param
+            if fnn_sgemm_hooked(False, False, N, O, I, 1, x, I, W, O, 0, pre, O,
+                                gemm_threads(N, O, I, num_threads), NULL, NULL, forward_epilogue, &e) == 0:
+                return
+    for n in range(N):          # seed every row with the bias, then one GEMM with beta = 1
+        memcpy(pre + <Py_ssize_t>n * O, b, O * sizeof(floating))
+    blas_gemm(False, False, N, O, I, 1, x, I, W, O, 1, pre, O)
+    if post != NULL:
+        activation_forward(kind, post, pre, <Py_ssize_t>N * O, param, num_threads)
+
+
+cdef inline void _backward(floating* dx, floating* dW, floating* db, floating* dpre, const floating* dpost,
+                           const floating* x, const floating* W, const floating* pre, const floating* post,
+                           int N, int I, int O, int kind, double param, int num_threads) noexcept nogil:
+    # kind < 0: dpre is the given dout (only read); dpost, pre, post unused
+    cdef BackwardPrologue p
+    cdef int n, o
+    cdef const floating* row
+    cdef bint done = False
+    if floating is float:
+        if use_own_gemm(I, O, N, True, False, num_threads):
+            p.dpre, p.dpost, p.pre, p.post, p.db, p.O, p.kind, p.param = dpre, dpost, pre, post, db, O, kind, <float>param
+            done = fnn_sgemm_hooked(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O,
+                                    gemm_threads(I, O, N, num_threads), backward_prologue, &p, NULL, NULL) == 0
+    if not done:
+        if kind >= 0:
+            activation_backward(kind, dpre, dpost, pre, post, <Py_ssize_t>N * O, param, num_threads)
+        blas_gemm(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O)
+        for n in range(N):      # rows in order, so the sum is the same whatever the thread count
+            row = dpre + <Py_ssize_t>n * O
+            for o in range(O):
+                db[o] += row[o]
+    if dx != NULL:
+        dense_gemm(False, True, N, I, O, 1, dpre, O, W, O, 1, dx, I, num_threads)
 
 
 cdef inline void dense_forward(floating* out,                         # OUT (N, O)
                                const floating* x,                     # IN  (N, I)
                                const floating* W,                     # IN  (I, O)
                                const floating* b,                     # IN  (O,)
-                               int N, int I, int O) noexcept nogil:
+                               int N, int I, int O, int num_threads=1) noexcept nogil:
     """out = x @ W + b"""
-    cdef int n
-    for n in range(N):          # seed every row with the bias, then one GEMM with beta = 1
-        memcpy(out + <Py_ssize_t>n * O, b, O * sizeof(floating))
-    gemm(False, False, N, O, I, 1, x, I, W, O, 1, out, O)
+    _forward(out, <floating*>NULL, x, W, b, N, I, O, IDENTITY, 0, num_threads)
 
 
 cdef inline void dense_backward(floating* dx,                         # OUT (N, I) or NULL, +=
@@ -25,14 +169,44 @@ cdef inline void dense_backward(floating* dx,                         # OUT (N, 
                                 const floating* dout,                 # IN  (N, O)
                                 const floating* x,                    # IN  (N, I) saved by forward
                                 const floating* W,                    # IN  (I, O)
-                                int N, int I, int O) noexcept nogil:
+                                int N, int I, int O, int num_threads=1) noexcept nogil:
     """dW += x^T dout;  db += sum_rows(dout);  dx += dout W^T (skipped when dx is NULL)"""
-    cdef int n, o
-    cdef const floating* row
-    gemm(True, False, I, O, N, 1, x, I, dout, O, 1, dW, O)
-    for n in range(N):          # rows in order, so the sum is the same whatever the thread count
-        row = dout + <Py_ssize_t>n * O
-        for o in range(O):
-            db[o] += row[o]
-    if dx != NULL:
-        gemm(False, True, N, I, O, 1, dout, O, W, O, 1, dx, I)
+    _backward(dx, dW, db, <floating*>dout, <floating*>NULL, x, W, <floating*>NULL, <floating*>NULL,
+              N, I, O, -1, 0, num_threads)
+
+
+cdef inline int dense_act_forward(floating* pre,                      # OUT (N, O)
+                                  floating* post,                     # OUT (N, O)
+                                  const floating* x,                  # IN  (N, I)
+                                  const floating* W,                  # IN  (I, O)
+                                  const floating* b,                  # IN  (O,)
+                                  int N, int I, int O,
+                                  int kind,                           # IN  an ActivationKind
+                                  double param,                       # IN  LEAKY_RELU's negative_slope
+                                  int num_threads) noexcept nogil:
+    """pre = x @ W + b;  post = f_kind(pre); returns -1 (and writes nothing) for an unknown kind, else 0"""
+    if kind < IDENTITY or kind > SILU:
+        return -1
+    _forward(pre, post, x, W, b, N, I, O, kind, param, num_threads)
+    return 0
+
+
+cdef inline int dense_act_backward(floating* dx,                      # OUT (N, I) or NULL, +=
+                                   floating* dW,                      # OUT (I, O) +=
+                                   floating* db,                      # OUT (O,)   +=
+                                   floating* dpre,                    # OUT (N, O) +=, then read
+                                   const floating* dpost,             # IN  (N, O)
+                                   const floating* x,                 # IN  (N, I) saved by forward
+                                   const floating* W,                 # IN  (I, O)
+                                   const floating* pre,               # IN  (N, O) saved by forward
+                                   const floating* post,              # IN  (N, O) saved by forward
+                                   int N, int I, int O,
+                                   int kind,                          # IN  an ActivationKind
+                                   double param,                      # IN  LEAKY_RELU's negative_slope
+                                   int num_threads) noexcept nogil:
+    """dpre += dpost * f_kind'(pre);  dW += x^T dpre;  db += sum_rows(dpre);  dx += dpre W^T (dx may be NULL);
+    returns -1 (and writes nothing) for an unknown kind, else 0"""
+    if kind < IDENTITY or kind > SILU:
+        return -1
+    _backward(dx, dW, db, dpre, dpost, x, W, pre, post, N, I, O, kind, param, num_threads)
+    return 0

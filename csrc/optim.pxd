@@ -216,3 +216,70 @@ cdef inline void adagrad_step(floating* params,               # IN/OUT (P,)
             g = g + wd * p
         state_sum[i] = state_sum[i] + g * g
         params[i] = p - clr * (g / (_sqrt(state_sum[i]) + eps_))
+
+
+# ---- the global gradient norm, for clipping and for catching a non-finite gradient before it is applied ----
+
+cdef enum:
+    NORM_BLOCK = 8192           # the norm is summed in fixed blocks, whatever the thread count: the same bits
+
+
+cdef inline Py_ssize_t norm_blocks(Py_ssize_t P) noexcept nogil:
+    """How many partial sums grad_norm_sq needs"""
+    return (P + NORM_BLOCK - 1) // NORM_BLOCK
+
+
+cdef inline double _block_sum_squares(const floating* g, Py_ssize_t n) noexcept nogil:
+    # eight interleaved double accumulators: a fixed order the compiler can vectorise (one running sum cannot be
+    # reordered without -ffast-math, and would wait on each add's latency)
+    cdef double acc[8]
+    cdef Py_ssize_t i, j
+    cdef double v
+    for j in range(8):
+        acc[j] = 0
+    i = 0
+    while i + 8 <= n:
+        for j in range(8):
+            v = g[i + j]
+            acc[j] += v * v
+        i += 8
+    for j in range(n - i):
+        v = g[i + j]
+        acc[j] += v * v
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef inline double grad_norm_sq(const floating* grads,               # IN  (P,)
+                                Py_ssize_t P,
+                                double* partial,                     # workspace (norm_blocks(P),)
+                                int num_threads) noexcept nogil:
+    """sum_i g_i^2 in double, in fixed blocks of NORM_BLOCK summed in order (inf/NaN when any g_i is)"""
+    cdef Py_ssize_t b, nb = norm_blocks(P)
+    cdef double total = 0
+    if nb > 1 and num_threads > 1 and P >= PARALLEL_MIN_P:
+        for b in prange(nb, num_threads=num_threads, schedule='static'):
+            partial[b] = _block_sum_squares(grads + b * NORM_BLOCK, min(NORM_BLOCK, P - b * NORM_BLOCK))
+    else:
+        for b in range(nb):
+            partial[b] = _block_sum_squares(grads + b * NORM_BLOCK, min(NORM_BLOCK, P - b * NORM_BLOCK))
+    for b in range(nb):
+        total += partial[b]
+    return total
+
+
+cdef inline double clip_coefficient(double norm, double max_norm) noexcept nogil:
+    """torch.nn.utils.clip_grad_norm_'s factor: min(1, max_norm / (norm + 1e-6))"""
+    cdef double coef = max_norm / (norm + 1e-6)
+    return coef if coef < 1 else 1.0
+
+
+cdef inline void scale_in_place(floating* a, Py_ssize_t P, floating factor, int num_threads) noexcept nogil:
+    """a *= factor"""
+    cdef Py_ssize_t i, s, lo, n = _spans(P, num_threads)
+    if n > 1:
+        for s in prange(n, num_threads=n, schedule='static'):
+            lo = s * P // n
+            scale_in_place(a + lo, (s + 1) * P // n - lo, factor, 1)
+        return
+    for i in range(P):
+        a[i] *= factor

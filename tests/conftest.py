@@ -35,7 +35,7 @@ def dtype(request):
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request):
-    before = fastnn._config._num_threads
+    before = fastnn.get_num_threads()
     fastnn.set_num_threads(request.param)
     yield request.param
     fastnn.set_num_threads(before)

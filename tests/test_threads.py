@@ -7,7 +7,7 @@ import fastnn
 
 
 def test_set_and_get_num_threads():
-    before = fastnn._config._num_threads
+    before = fastnn.get_num_threads()
     try:
         fastnn.set_num_threads(1)
         assert fastnn.get_num_threads() == 1
@@ -37,3 +37,31 @@ def test_build_matches_the_openmp_switch():
         fastnn.set_num_threads(2)
         assert fastnn.get_num_threads() == 1
         fastnn.set_num_threads(None)
+
+
+@pytest.mark.skipif(not fastnn._threads.openmp_enabled(), reason="built without OpenMP")
+def test_threadpoolctl_sees_and_sets_fastnns_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        openmp = [i for i in threadpoolctl.threadpool_info() if i["user_api"] == "openmp"]
+        assert openmp and all(i["num_threads"] == 1 for i in openmp)
+        fastnn.set_num_threads(2)
+        with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+            assert fastnn.get_num_threads() == 1
+        assert fastnn.get_num_threads() == min(2, fastnn._config._available_cpus())
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_blas_is_held_to_the_models_thread_count_during_fit():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    seen = []
+    record = fastnn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")))
+    rng = np.random.default_rng(0)
+    model = fastnn.MLP([8, 16, 2], dtype="float64", num_threads=1, seed=0)
+    model.fit(rng.standard_normal((64, 8)), rng.integers(0, 2, 64), epochs=2, callbacks=[record])
+    assert seen == [1, 1]

@@ -17,11 +17,14 @@ class Backend:
         if name not in BACKENDS:
             raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
         if name == "numpy":
+            from .reference import train
             raw = reference
         else:
+            from . import _train as train
             from . import compiled as raw
         self.name = name
         self.raw = raw
+        self.train = train  # the whole-network loops: train_batches, predict_rows
         for kernel_name in reference.KERNELS:
             setattr(self, kernel_name, checked(getattr(reference, kernel_name), getattr(raw, kernel_name)))
 

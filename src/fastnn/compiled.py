@@ -3,7 +3,7 @@ from . import _dense
 from . import reference as _reference
 
 _MODULES = [_dense]
-for _optional in ("_activations", "_losses", "_optim"):
+for _optional in ("_activations", "_losses", "_optim", "_gemm", "_dropout"):
     try:
         _MODULES.append(__import__(f"fastnn.{_optional}", fromlist=["x"]))
     except ImportError:  # pragma: no cover - kernel families still being written

@@ -2,53 +2,69 @@
 
 Layout (llm.c style): all weights and biases live in one contiguous buffer `params`, layer by layer
 [W0 (I0 x O0), b0 (O0), W1, b1, ...]; `grads` and every optimizer state buffer share that layout, so an
-optimizer step is one kernel call over flat arrays. Activation workspaces for a batch size are carved
-out of one buffer too, and the gradients of the activations out of another, so zeroing is one call.
+optimizer step is one kernel call over flat arrays. `fit` runs each epoch in one compiled call
+(`train_batches`, csrc/_train.pyx, or its NumPy twin for backend="numpy") over workspaces allocated once.
 """
-import json
+import contextlib
 import numbers
+import threading
 import time
+import warnings
 
 import numpy as np
 
 from . import optim as _optim
+from . import training as _training
+from ._config import blas_threads, get_num_threads
 from .backend import get_backend
+from .callbacks import CallbackList, EarlyStopping, History, ProgressBar
 
 __all__ = ["MLP", "History", "ACTIVATIONS", "LOSSES"]
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softplus", "silu")
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softplus", "silu")  # kernel codes
 RELU_LIKE = ("relu", "leaky_relu", "gelu", "silu", "softplus")
-# loss -> the output activation fused into it
+# loss -> the output activation fused into it; the order gives the kernels' loss codes
 LOSSES = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid", "mse": "identity",
           "mae": "identity", "huber": "identity"}
+OUTPUT_CODES = {"softmax": 0, "sigmoid": 1, "identity": 2}
 CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 INITS = ("auto", "he", "glorot")
-FORMAT_VERSION = 1
-PREDICT_CHUNK = 8192  # rows per forward pass in predict: bounds the workspace, keeps it in cache
-
-
-class History:
-    """What `fit` returns: `history["loss"]` is the mean training loss of each epoch."""
-
-    def __init__(self):
-        self.history = {"loss": []}
-        self.epoch = []
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, final loss={self.history['loss'][-1] if self.epoch else None})"
+PREDICT_BLOCK = 256       # rows per thread per forward pass in predict: the activations stay in cache
+BATCH_UPDATE_SECONDS = 0.1  # how often fit returns to Python inside an epoch when a callback wants it
 
 
 class _Workspace:
-    """Activations and their gradients for one batch size, each family in one flat buffer."""
+    """Activations and their gradients for one batch size, each family in one flat buffer (per-batch path)."""
 
     def __init__(self, sizes, n, dtype):
         widths = sizes[1:]
         total = n * sum(widths)
         self.pre = _carve(np.empty(total, dtype), n, widths)       # Z_l = A_{l-1} W_l + b_l
         self.post = _carve(np.empty(total, dtype), n, widths)      # A_l = act(Z_l); the last is the output
+        self.mask = _carve(np.empty(total, dtype), n, widths)      # dropout masks (hidden layers)
+        self.dropped = _carve(np.empty(total, dtype), n, widths)   # A_l * mask
         self.grad_flat = np.zeros(2 * total, dtype)                # dZ_l then dA_l, zeroed in one call
         self.dpre = _carve(self.grad_flat[:total], n, widths)
         self.dpost = _carve(self.grad_flat[total:], n, widths)
+
+
+class _EpochBuffers:
+    """Everything the compiled epoch loop touches besides the model's own buffers, allocated once per fit."""
+
+    def __init__(self, model, batch_size, n_outputs):
+        dtype, sizes = model.dtype, model.layer_sizes
+        B = batch_size
+        workspace = B * sum(sizes[1:])
+        hidden = max(1, B * sum(sizes[1:-1]))
+        self.xb = np.empty((B, sizes[0]), dtype)
+        self.cb = np.zeros(B, np.int64)
+        self.tb = np.zeros((B, n_outputs), dtype)
+        self.wb = np.ones(B, dtype)
+        self.pre, self.post = np.empty(workspace, dtype), np.empty(workspace, dtype)
+        self.dpre, self.dpost = np.empty(workspace, dtype), np.empty(workspace, dtype)
+        self.mask, self.dropped = np.empty(hidden, dtype), np.empty(hidden, dtype)
+        self.partial = np.empty(max(1, -(-model.n_params // 8192)))
+        self.metric = np.zeros(3 * n_outputs)
 
 
 def _carve(flat, n, widths):
@@ -67,6 +83,50 @@ def _as_int(name, value, low):
     return int(value)
 
 
+def _as_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return float(value)
+
+
+class _Guard:
+    """Refuses, with a clear error, to let one model train while another thread uses it (or to read it while
+    it trains): the workspaces and the weights would be corrupted. Concurrent predictions are fine."""
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._readers = 0
+        self._writer = False
+
+    @contextlib.contextmanager
+    def reading(self, what):
+        with self._mutex:
+            if self._writer:
+                raise RuntimeError(f"cannot {what}: this MLP is in use by another thread (it is being trained)")
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._readers -= 1
+
+    @contextlib.contextmanager
+    def writing(self, what):
+        with self._mutex:
+            if self._writer or self._readers:
+                raise RuntimeError(f"cannot {what}: this MLP is in use by another thread")
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._writer = False
+
+
 class MLP:
     """A multilayer perceptron trained with compiled kernels.
 
@@ -75,15 +135,19 @@ class MLP:
     loss: one of LOSSES; it also fixes the output activation (cross_entropy -> softmax,
         binary_cross_entropy -> sigmoid, mse/mae/huber -> identity).
     dtype: "float32" or "float64" for parameters and arithmetic.
-    seed: seeds initialisation and shuffling (None: fresh entropy).
+    seed: seeds initialisation, shuffling, validation splits and dropout (None: fresh entropy).
     init: "auto" (He for relu-like activations, Glorot otherwise), "he" (normal, std sqrt(2/fan_in))
         or "glorot" (uniform, limit sqrt(6/(fan_in+fan_out))). Biases start at zero.
     backend: "compiled" (Cython/OpenMP kernels) or "numpy" (the pure-NumPy reference).
     negative_slope: the slope of leaky_relu for x < 0.  huber_delta: the Huber loss threshold.
+    dropout: inverted dropout rate after each hidden layer (one rate, or a list with one per hidden layer);
+        only while training, never in predict. Seeded: the same seed gives the same masks on any thread count.
+    num_threads: threads for this model's compiled work (default: fastnn.get_num_threads()).
     """
 
     def __init__(self, layer_sizes, activation="relu", loss="cross_entropy", dtype="float32", seed=None,
-                 init="auto", backend="compiled", negative_slope=0.01, huber_delta=1.0):
+                 init="auto", backend="compiled", negative_slope=0.01, huber_delta=1.0, dropout=0.0,
+                 num_threads=None):
         sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
         if not sizes or len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output size, got {layer_sizes!r}")
@@ -100,22 +164,33 @@ class MLP:
             raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        for name, value in (("negative_slope", negative_slope), ("huber_delta", huber_delta)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite real number, got {value!r}")
-        if huber_delta <= 0:
-            raise ValueError(f"huber_delta must be > 0, got {huber_delta}")
+        self.negative_slope = _as_real("negative_slope", negative_slope)
+        self.huber_delta = _as_real("huber_delta", huber_delta, low=0, low_open=True)
+        n_hidden = len(self.layer_sizes) - 2
+        rates = list(dropout) if isinstance(dropout, (list, tuple, np.ndarray)) else [dropout] * n_hidden
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout needs one rate per hidden layer ({n_hidden}), got {len(rates)}")
+        self.dropout = [_as_real("dropout", r, low=0, high=1, high_open=True) for r in rates]
+        if num_threads is not None:
+            num_threads = _as_int("num_threads", num_threads, 1)
+        self.num_threads = num_threads
         self.activation, self.loss, self.init = activation, loss, init
-        self.negative_slope, self.huber_delta = float(negative_slope), float(huber_delta)
         self.seed = seed
         self.backend = get_backend(backend)
-        self._kernels = self.backend.raw  # buffers are ours and validated once: skip per-call checks
         self.classes_ = None
         self._y_1d = False
+        self.optimizer_ = None
+        self.history_ = None
+        self.n_iter_ = 0
+        self.stop_training = False
         self._allocate()
-        init_seq, shuffle_seq = np.random.SeedSequence(seed).spawn(2)
+        init_seq, shuffle_seq, split_seq, dropout_seq = np.random.SeedSequence(seed).spawn(4)
         self._shuffle_rng = np.random.default_rng(shuffle_seq)
-        self._initialize(np.random.default_rng(init_seq))
+        self._split_rng = np.random.default_rng(split_seq)
+        self._dropout_seed = int(dropout_seq.generate_state(1, np.uint64)[0])
+        self._dropout_stream = 0
+        self._init_seq = init_seq
+        self._initialize()
 
     # ---------------------------------------------------------------- parameters
     def _allocate(self):
@@ -123,16 +198,22 @@ class MLP:
         self.n_params = sum(i * o + o for i, o in shapes)
         self.params = np.zeros(self.n_params, self.dtype)
         self.grads = np.zeros(self.n_params, self.dtype)
+        self._sizes = np.array(self.layer_sizes, np.intc)
+        self._offsets = np.cumsum([0] + [i * o + o for i, o in shapes[:-1]]).astype(np.intp)
+        self._starts = np.cumsum([0] + [o for _, o in shapes[:-1]]).astype(np.intp)
+        self._make_views()
+
+    def _make_views(self):
         self._W, self._b, self._dW, self._db = [], [], [], []
-        offset = 0
-        for i, o in shapes:
+        for (i, o), offset in zip(zip(self.layer_sizes[:-1], self.layer_sizes[1:]), self._offsets):
             for flat, W_list, b_list in ((self.params, self._W, self._b), (self.grads, self._dW, self._db)):
                 W_list.append(flat[offset: offset + i * o].reshape(i, o))
                 b_list.append(flat[offset + i * o: offset + i * o + o])
-            offset += i * o + o
         self._workspaces = {}
+        self._guard = _Guard()
 
-    def _initialize(self, rng):
+    def _initialize(self):
+        rng = np.random.default_rng(self._init_seq)
         he = self.init == "he" or (self.init == "auto" and self.activation in RELU_LIKE)
         for W, b in zip(self._W, self._b):
             fan_in, fan_out = W.shape
@@ -142,6 +223,20 @@ class MLP:
                 limit = np.sqrt(6.0 / (fan_in + fan_out))
                 W[...] = rng.uniform(-limit, limit, W.shape)
             b[...] = 0
+
+    def __getstate__(self):
+        """Pickle arrays and settings; views, workspaces and the lock are rebuilt on unpickling."""
+        state = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_W", "_b", "_dW", "_db", "_workspaces", "_guard", "backend")}
+        state["backend"] = self.backend.name
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        backend = state.pop("backend")
+        self.__dict__.update(state)
+        self.backend = get_backend(backend)
+        self._make_views()
 
     @property
     def weights(self):
@@ -169,14 +264,20 @@ class MLP:
         for k, (view, value) in enumerate(zip(views, arrays)):
             if value.shape != view.shape:
                 raise ValueError(f"{what}[{k}] must have shape {view.shape}, got {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{what}[{k}] contains NaN or inf")
-        for view, value in zip(views, arrays):
-            view[...] = value
+            if value.dtype.kind not in "biuf" or not np.all(np.isfinite(value)):
+                raise ValueError(f"{what}[{k}] must be finite numbers")
+        with self._guard.writing(f"assign {what}"):
+            for view, value in zip(views, arrays):
+                view[...] = value
 
     @property
     def is_classifier(self):
         return self.loss in CLASSIFICATION_LOSSES
+
+    @property
+    def threads(self):
+        """The thread count this model's compiled work uses now."""
+        return self.num_threads if self.num_threads is not None else get_num_threads()
 
     def __repr__(self):
         return (f"MLP({self.layer_sizes}, activation={self.activation!r}, loss={self.loss!r}, "
@@ -195,9 +296,10 @@ class MLP:
             raise ValueError("X is empty (0 samples)")
         if X.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"X has {X.shape[1]} features but the model's input layer has {self.layer_sizes[0]}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        with np.errstate(over="ignore"):   # values too large for the dtype become inf: refused just below
+            X = np.ascontiguousarray(X, dtype=self.dtype)
         if not np.all(np.isfinite(X)):
-            raise ValueError("X contains NaN or inf")
+            raise ValueError(f"X contains NaN or inf, or values too large for {self.dtype}")
         return X
 
     def _encode_y(self, y, n, fit):
@@ -213,7 +315,12 @@ class MLP:
                 raise ValueError(f"cross_entropy needs 1-D class labels, got y of shape {y.shape}")
             if fit:
                 is_index = y.dtype.kind in "iu" and y.min() >= 0 and y.max() < n_out
-                classes = np.arange(n_out) if is_index else np.unique(y)
+                try:
+                    classes = np.arange(n_out) if is_index else np.unique(y)
+                except TypeError as e:
+                    raise ValueError(f"class labels must be sortable (all numbers or all strings): {e}") from None
+                if np.any(classes != classes):
+                    raise ValueError("y contains NaN class labels")
                 if len(classes) != n_out:
                     raise ValueError(f"y has {len(classes)} distinct labels but the output layer has {n_out} "
                                      f"units; labels: {classes[:10].tolist()}")
@@ -257,17 +364,17 @@ class MLP:
                              f"known classes: {classes[:10].tolist()}")
         return idx.astype(np.int64)
 
-    # ---------------------------------------------------------------- forward / backward
+    # ---------------------------------------------------------------- the per-batch path (one kernel per call)
     def _workspace(self, n):
         ws = self._workspaces.get(n)
         if ws is None:
-            if len(self._workspaces) >= 4:  # keep the batch size, the last partial batch, predict chunks
+            if len(self._workspaces) >= 4:  # keep the batch size, the last partial batch, and a few more
                 self._workspaces.pop(next(iter(self._workspaces)))
             ws = self._workspaces[n] = _Workspace(self.layer_sizes, n, self.dtype)
         return ws
 
     def _activation_pair(self):
-        k = self._kernels
+        k = self.backend.raw
         forward = getattr(k, f"{self.activation}_forward")
         backward = getattr(k, f"{self.activation}_backward")
         if self.activation == "leaky_relu":
@@ -276,125 +383,290 @@ class MLP:
         return forward, backward
 
     def _loss_pair(self):
-        k = self._kernels
+        k = self.backend.raw
         forward, backward = getattr(k, f"{self.loss}_forward"), getattr(k, f"{self.loss}_backward")
         if self.loss == "huber":
             d = self.huber_delta
-            return (lambda out, z, t: forward(out, z, t, d)), (lambda dz, out, t: backward(dz, out, t, d))
+            return (lambda out, z, t, w=None: forward(out, z, t, d, w)), \
+                (lambda dz, out, t, w=None: backward(dz, out, t, d, w))
         return forward, backward
 
-    def _forward(self, X, ws):
-        """Fill ws.pre / ws.post for the rows of X; the last post is the output activation's input."""
+    def _forward(self, X, ws, train=False):
+        """Fill ws.pre / ws.post (and the dropout masks when training) for the rows of X; returns the input
+        of each layer."""
         act_forward, _ = self._activation_pair()
-        dense_forward = self._kernels.dense_forward
-        a = X
+        k = self.backend.raw
+        a, inputs = X, []
         last = len(self._W) - 1
         for l, (W, b) in enumerate(zip(self._W, self._b)):
-            dense_forward(ws.pre[l], a, W, b)
+            inputs.append(a)
+            k.dense_forward(ws.pre[l], a, W, b)
             if l < last:
                 act_forward(ws.post[l], ws.pre[l])
                 a = ws.post[l]
+                if train and self.dropout[l] > 0:
+                    k.dropout_forward(ws.dropped[l], ws.mask[l], a, self.dropout[l], self._dropout_seed,
+                                      self._dropout_stream)
+                    self._dropout_stream += 1
+                    a = ws.dropped[l]
+        return inputs
 
     def _output(self, ws):
         """The output activation of the last layer (softmax / sigmoid / identity) into ws.post[-1]."""
         z, out = ws.pre[-1], ws.post[-1]
         if self.loss == "cross_entropy":
-            self._kernels.softmax_forward(out, z)
+            self.backend.raw.softmax_forward(out, z)
         elif self.loss == "binary_cross_entropy":
-            self._kernels.sigmoid_forward(out, z)
+            self.backend.raw.sigmoid_forward(out, z)
         else:
             out[...] = z
         return out
 
-    def _loss_and_backward(self, X, target, ws):
-        """Forward, loss, and backward into self.grads (zeroed first). Returns the mean loss."""
-        self._forward(X, ws)
+    def _loss_and_backward(self, X, target, ws, weights=None):
+        """Forward (training mode), loss, and backward into self.grads (zeroed first). Returns the loss."""
+        inputs = self._forward(X, ws, train=True)
         loss_forward, loss_backward = self._loss_pair()
         _, act_backward = self._activation_pair()
-        dense_backward = self._kernels.dense_backward
-        loss = loss_forward(ws.post[-1], ws.pre[-1], target)
+        dense_backward = self.backend.raw.dense_backward
+        loss = loss_forward(ws.post[-1], ws.pre[-1], target, weights)
         self.grads.fill(0)
         ws.grad_flat.fill(0)
-        loss_backward(ws.dpre[-1], ws.post[-1], target)
+        loss_backward(ws.dpre[-1], ws.post[-1], target, weights)
         for l in range(len(self._W) - 1, -1, -1):
-            x = ws.post[l - 1] if l > 0 else X
+            if l < len(self._W) - 1:
+                act_backward(ws.dpre[l], ws.dpost[l], ws.pre[l], ws.post[l])
             dx = ws.dpost[l - 1] if l > 0 else None
-            dense_backward(dx, self._dW[l], self._db[l], ws.dpre[l], x, self._W[l])
-            if l > 0:
-                act_backward(ws.dpre[l - 1], ws.dpost[l - 1], ws.pre[l - 1], ws.post[l - 1])
+            dense_backward(dx, self._dW[l], self._db[l], ws.dpre[l], inputs[l], self._W[l])
+            if l > 0 and self.dropout[l - 1] > 0:
+                dx *= ws.mask[l - 1]
         return float(loss)
 
-    # ---------------------------------------------------------------- user-facing training
-    def loss_and_gradients(self, X, y):
-        """The mean loss on (X, y) and its gradients: (loss, [dW per layer], [db per layer]), copies."""
+    def _prepare(self, X, y, sample_weight=None, fit=False):
         X = self._check_X(X)
-        target = self._encode_y(y, X.shape[0], fit=self.classes_ is None and self.is_classifier)
-        loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]))
-        return loss, [g.copy() for g in self._dW], [g.copy() for g in self._db]
+        target = self._encode_y(y, X.shape[0], fit=fit or (self.classes_ is None and self.is_classifier))
+        weights = None
+        if sample_weight is not None:
+            weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
+        return X, target, weights
 
-    def train_step(self, X, y, optimizer):
-        """One optimizer step on the batch (X, y); returns the batch's loss before the step."""
+    def loss_and_gradients(self, X, y, sample_weight=None):
+        """The mean loss on (X, y) and its gradients: (loss, [dW per layer], [db per layer]), copies.
+        Dropout, if any, is applied as in training."""
+        with self._guard.writing("compute gradients"):
+            X, target, weights = self._prepare(X, y, sample_weight)
+            loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
+            return loss, [g.copy() for g in self._dW], [g.copy() for g in self._db]
+
+    def train_step(self, X, y, optimizer, sample_weight=None):
+        """One optimizer step on the batch (X, y), kernel by kernel; returns the batch's loss before the step."""
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
-        X = self._check_X(X)
-        target = self._encode_y(y, X.shape[0], fit=self.classes_ is None and self.is_classifier)
-        loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]))
-        if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
-        optimizer.step(self.params, self.grads, self._kernels)
-        return loss
+        with self._guard.writing("train"):
+            X, target, weights = self._prepare(X, y, sample_weight)
+            loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
+            if not np.all(np.isfinite(self.grads)):
+                raise FloatingPointError("the gradient is not finite; the step was not taken")
+            optimizer.step(self.params, self.grads, self.backend.raw)
+            return loss
 
-    def fit(self, X, y, epochs=100, batch_size=32, optimizer=None, shuffle=True, verbose=0):
-        """Train on (X, y) for `epochs` passes of shuffled mini-batches; returns a History.
+    # ---------------------------------------------------------------- fit: one compiled call per epoch
+    def fit(self, X, y, epochs=100, batch_size=32, optimizer=None, shuffle=True, validation_split=0.0,
+            validation_data=None, early_stopping=False, patience=10, min_delta=0.0, monitor="val_loss",
+            restore_best_weights=True, class_weight=None, sample_weight=None, callbacks=None, warm_start=False,
+            verbose=0, clip_grad_norm=None, on_divergence="raise"):
+        """Train on (X, y) for `epochs` passes of shuffled mini-batches; returns a History (also `history_`).
 
         Classification labels may be class indices 0..n_outputs-1 or any sortable labels (strings too);
         `classes_` maps output units to labels. Regression targets are (n,) or (n, n_outputs).
-        The optimizer (default Adam(lr=1e-3)) starts afresh: its state is reset."""
+        optimizer: default Adam(lr=1e-3). Without warm_start a fitted model is re-initialised from its seed and
+            the optimizer starts afresh; with warm_start=True the weights and the optimizer state carry on.
+        validation_split: a fraction held out before shuffling (stratified for classification), or
+            validation_data=(X_val, y_val); their loss and metric are logged as val_loss, val_accuracy/val_r2.
+        early_stopping: stop when `monitor` has not improved by min_delta for `patience` epochs, and restore
+            the best weights (restore_best_weights).
+        class_weight: "balanced" or {label: weight}; sample_weight: one weight per sample. The loss is the
+            weighted mean, so the gradient scales with the weights.
+        callbacks: fastnn.callbacks / fastnn.schedules objects. verbose=1 shows a progress bar.
+        clip_grad_norm: clip the global gradient norm to this value each step (torch's clip_grad_norm_).
+        on_divergence: a non-finite loss or gradient stops training; "raise" (FloatingPointError naming the
+            epoch and batch) or "warn" (RuntimeWarning). The model keeps the weights of the last finite step.
+        Every feature runs inside the compiled epoch loop; fit returns to Python between epochs (and every
+        ~0.1 s inside one when a callback asks for batch updates, as the progress bar does)."""
+        with self._guard.writing("fit"), blas_threads(self.threads):
+            return self._fit(X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
+                             early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight,
+                             sample_weight, callbacks, warm_start, verbose, clip_grad_norm, on_divergence)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, optimizer=None, batch_size=32, shuffle=True):
+        """One epoch on (X, y), keeping the weights and the optimizer state (scikit-learn's partial_fit).
+        classes: every label, needed on the first call of a classifier when y may not hold them all."""
+        if classes is not None and self.classes_ is None and self.loss == "cross_entropy":
+            classes = np.unique(np.asarray(classes))
+            if len(classes) != self.layer_sizes[-1]:
+                raise ValueError(f"classes has {len(classes)} labels but the output layer has "
+                                 f"{self.layer_sizes[-1]} units")
+            self.classes_ = classes
+        return self.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer, sample_weight=sample_weight,
+                        warm_start=True, shuffle=shuffle)
+
+    def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
+             early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight, sample_weight,
+             callbacks, warm_start, verbose, clip_grad_norm, on_divergence):
         epochs = _as_int("epochs", epochs, 0)
         batch_size = _as_int("batch_size", batch_size, 1)
-        optimizer = _optim.Adam() if optimizer is None else optimizer
+        if on_divergence not in ("raise", "warn"):
+            raise ValueError(f"on_divergence must be 'raise' or 'warn', got {on_divergence!r}")
+        clip = 0.0 if clip_grad_norm is None else _as_real("clip_grad_norm", clip_grad_norm, low=0, low_open=True)
+        if optimizer is None:
+            optimizer = self.optimizer_ if warm_start and self.optimizer_ is not None else _optim.Adam()
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
         X = self._check_X(X)
-        n = X.shape[0]
-        target = self._encode_y(y, n, fit=True)
-        optimizer.reset()
-        self.optimizer_ = optimizer
-        history = History()
-        for epoch in range(epochs):
-            start = time.perf_counter()
-            if shuffle:
-                order = self._shuffle_rng.permutation(n)
-                Xe, te = X[order], target[order]   # one gather per epoch; batches are then contiguous views
+        keep_classes = warm_start and self.classes_ is not None
+        target = self._encode_y(y, X.shape[0], fit=not keep_classes)
+        weights = None
+        if sample_weight is not None:
+            weights = _training.check_sample_weight(sample_weight, X.shape[0])
+        if class_weight is not None:
+            if self.loss != "cross_entropy":
+                raise ValueError("class_weight needs loss='cross_entropy' (one class per sample)")
+            per_class = _training.sample_weights_from_class_weight(class_weight, target, self.layer_sizes[-1],
+                                                                   self.classes_)
+            weights = per_class if weights is None else weights * per_class
+        # validation: held out before shuffling, stratified for classification
+        X_val = y_val = None
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError("pass validation_split or validation_data, not both")
+            try:
+                X_val, y_val = validation_data
+            except (TypeError, ValueError):
+                raise ValueError("validation_data must be a pair (X_val, y_val)") from None
+            X_val = self._check_X(X_val)
+            self._encode_y(y_val, X_val.shape[0], fit=False)
+        elif validation_split:
+            if self.loss == "cross_entropy":
+                train_idx, val_idx = _training.stratified_split(target, validation_split, self._split_rng)
             else:
-                Xe, te = X, target
-            total = 0.0
-            for batch, lo in enumerate(range(0, n, batch_size)):
-                hi = min(lo + batch_size, n)
-                loss = self._loss_and_backward(Xe[lo:hi], te[lo:hi], self._workspace(hi - lo))
-                if not np.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss became {loss} at epoch {epoch + 1}, batch {batch + 1}; training stopped "
-                        f"and the model keeps the weights of the previous step (try a smaller lr)")
-                optimizer.step(self.params, self.grads, self._kernels)
-                total += loss * (hi - lo)
-            history.history["loss"].append(total / n)
-            history.epoch.append(epoch)
-            if verbose:
-                print(f"epoch {epoch + 1}/{epochs} - loss {total / n:.6f} - {time.perf_counter() - start:.3f}s")
-        self.n_iter_ = epochs
+                train_idx, val_idx = _training.random_split(X.shape[0], validation_split, self._split_rng)
+            y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+            X_val, y_val = X[val_idx], y_arr[val_idx]
+            X, target = X[train_idx], target[train_idx]
+            weights = None if weights is None else weights[train_idx]
+        n = X.shape[0]
+        metric = "accuracy" if self.is_classifier else "r2"
+        if early_stopping and monitor.startswith("val_") and X_val is None:
+            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data: pass "
+                             f"validation_split or validation_data, or monitor='loss'")
+        if early_stopping and monitor not in ("loss", metric, "val_loss", "val_" + metric):
+            raise ValueError(f"monitor must be one of 'loss', {metric!r}, 'val_loss', 'val_{metric}', got {monitor!r}")
+        if not warm_start:
+            if self.n_iter_ > 0:  # a refit starts from the seed's initial weights, as scikit-learn's
+                self._initialize()
+                self._dropout_stream = 0
+            optimizer.reset()
+        history = History()
+        callback_list = [history]
+        if early_stopping:
+            callback_list.append(EarlyStopping(monitor=monitor, patience=patience, min_delta=min_delta,
+                                               restore_best_weights=restore_best_weights))
+        if verbose:
+            callback_list.append(ProgressBar())
+        callback_list.extend(callbacks or [])
+        cbs = CallbackList(callback_list, self)
+        self.optimizer_ = optimizer
+        self.stop_training = False
+        n_out = self.layer_sizes[-1]
+        buffers = _EpochBuffers(self, min(batch_size, n), n_out)
+        state = optimizer.state_buffers(self.params)
+        classes_arr = target if self.loss == "cross_entropy" else None
+        targets_arr = None if self.loss == "cross_entropy" else target
+        weights_arr = None if weights is None else weights.astype(self.dtype)
+        B = buffers.xb.shape[0]
+        n_batches = -(-n // B)
+        cbs.on_train_begin({"epochs": epochs, "samples": n})
+        try:
+            for epoch in range(epochs):
+                cbs.on_epoch_begin(epoch, {})
+                order = self._shuffle_rng.permutation(n) if shuffle else np.arange(n)
+                buffers.metric[:] = 0
+                loss_sum = weight_sum = 0.0
+                done, chunk = 0, (1 if cbs.wants_batch_updates else n_batches)
+                while done < n_batches:
+                    last = min(n_batches, done + chunk)
+                    start = time.perf_counter()
+                    status, ls, ws, step, stream, bad = self.backend.train.train_batches(
+                        self.params, self.grads, *state, X, classes_arr, targets_arr, weights_arr, order,
+                        buffers.xb, buffers.cb, buffers.tb, buffers.wb, buffers.pre, buffers.post, buffers.dpre,
+                        buffers.dpost, buffers.mask, buffers.dropped, buffers.partial, buffers.metric, self._sizes,
+                        self._offsets, self._starts, ACTIVATIONS.index(self.activation), self.negative_slope,
+                        list(LOSSES).index(self.loss), self.huber_delta, np.array(self.dropout, np.float64),
+                        optimizer.kernel_hyper(), done, last, self._dropout_seed, self._dropout_stream,
+                        optimizer.step_count, clip, self.threads)
+                    optimizer.step_count, self._dropout_stream = int(step), int(stream)
+                    loss_sum, weight_sum = loss_sum + ls, weight_sum + ws
+                    if status != 0:
+                        what = "loss" if status == 1 else "gradient"
+                        message = (f"the {what} became non-finite at epoch {epoch + 1}, batch {bad + 1}; training "
+                                   f"stopped and the model keeps the weights of the last finite step (try a smaller "
+                                   f"lr or clip_grad_norm)")
+                        if on_divergence == "raise":
+                            raise FloatingPointError(message)
+                        warnings.warn(message, RuntimeWarning, stacklevel=3)
+                        self.stop_training = True
+                        break
+                    if cbs.wants_batch_updates:
+                        elapsed = time.perf_counter() - start
+                        chunk = max(1, int(chunk * BATCH_UPDATE_SECONDS / max(elapsed, 1e-6)))
+                        done_samples = min(last * B, n)
+                        cbs.on_batches_end(epoch, last, n_batches,
+                                           {"loss": loss_sum / weight_sum if weight_sum else 0.0, "samples": done_samples})
+                    done = last
+                if self.stop_training and done < n_batches:
+                    break
+                logs = {"loss": loss_sum / weight_sum if weight_sum else 0.0,
+                        metric: self._running_metric(buffers.metric, weight_sum)}
+                if X_val is not None:
+                    val = self._evaluate(X_val, y_val)
+                    logs["val_loss"], logs["val_" + metric] = val["loss"], val[metric]
+                logs["lr"] = optimizer.lr
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        finally:  # also after a divergence: schedules give the lr back, early stopping restores the best weights
+            self.n_iter_ += len(history.epoch)
+            cbs.on_train_end({})
+        self.history_ = history
+        self.loss_curve_ = list(history.history.get("loss", []))
         return history
 
+    def _running_metric(self, sums, weight_sum):
+        """The epoch's training metric from the compiled loop's running sums (accuracy, or mean R^2)."""
+        if weight_sum == 0:
+            return float("nan")
+        if self.is_classifier:
+            return float(sums[0] / weight_sum)
+        sse, sy, syy = sums[0::3], sums[1::3], sums[2::3]
+        sst = syy - sy * sy / weight_sum
+        r2 = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), 0.0)
+        return float(np.mean(r2))
+
     # ---------------------------------------------------------------- inference
-    def _predict_output(self, X):
+    def _predict_output(self, X, output=None):
+        """The output activation (or `output`: "identity" gives the logits) for the rows of X."""
         X = self._check_X(X)
-        result = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        for lo in range(0, X.shape[0], PREDICT_CHUNK):
-            chunk = X[lo: lo + PREDICT_CHUNK]
-            ws = self._workspace(chunk.shape[0])
-            self._forward(chunk, ws)
-            result[lo: lo + chunk.shape[0]] = self._output(ws)
-        return result
+        threads = self.threads
+        out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
+        block = min(PREDICT_BLOCK, X.shape[0])
+        workspace = threads * block * sum(self.layer_sizes[1:])
+        pre, post = np.empty(workspace, self.dtype), np.empty(workspace, self.dtype)
+        with blas_threads(1 if self.dtype == np.float32 else threads):  # float32 runs BLAS inside its own threads
+            self.backend.train.predict_rows(out, X, self.params, self._sizes, self._offsets, self._starts,
+                                            ACTIVATIONS.index(self.activation), self.negative_slope,
+                                            OUTPUT_CODES[output or LOSSES[self.loss]], pre, post, block, threads)
+        return out
 
     def _check_fitted_classifier(self):
         if not self.is_classifier:
@@ -405,17 +677,20 @@ class MLP:
     def predict_proba(self, X):
         """Class probabilities, (n, n_classes): softmax (cross_entropy) or per-label sigmoid."""
         self._check_fitted_classifier()
-        proba = self._predict_output(X)
+        with self._guard.reading("predict"):
+            proba = self._predict_output(X)
         return proba[:, 0] if self._y_1d else proba
 
     def predict(self, X):
         """Labels (classification) or values (regression) for the rows of X."""
         if self.loss == "cross_entropy":
             self._check_fitted_classifier()
-            return self.classes_[np.argmax(self._predict_output(X), axis=1)]
+            with self._guard.reading("predict"):
+                return self.classes_[np.argmax(self._predict_output(X), axis=1)]
         if self.loss == "binary_cross_entropy":
             return (self.predict_proba(X) >= 0.5).astype(np.int64)
-        out = self._predict_output(X)
+        with self._guard.reading("predict"):
+            out = self._predict_output(X)
         return out[:, 0] if self._y_1d else out
 
     def score(self, X, y):
@@ -435,74 +710,44 @@ class MLP:
         r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
         return float(np.mean(r2))
 
-    def evaluate(self, X, y):
-        """{"loss": mean loss, "accuracy" or "r2": score} on (X, y)."""
+    def evaluate(self, X, y, sample_weight=None):
+        """{"loss": (weighted) mean loss, "accuracy" or "r2": score} on (X, y)."""
+        with self._guard.reading("evaluate"):
+            return self._evaluate(X, y, sample_weight)
+
+    def _evaluate(self, X, y, sample_weight=None):
         X = self._check_X(X)
         if self.is_classifier and self.classes_ is None:
             raise RuntimeError("this model has not been fitted: classes_ is unknown")
         target = self._encode_y(y, X.shape[0], fit=False)
+        weights = None
+        if sample_weight is not None:
+            weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
+        logits = self._predict_output(X, output="identity")
+        out = np.empty_like(logits)
         loss_forward, _ = self._loss_pair()
-        total = 0.0
-        for lo in range(0, X.shape[0], PREDICT_CHUNK):
-            chunk = X[lo: lo + PREDICT_CHUNK]
-            ws = self._workspace(chunk.shape[0])
-            self._forward(chunk, ws)
-            total += loss_forward(ws.post[-1], ws.pre[-1], target[lo: lo + PREDICT_CHUNK]) * chunk.shape[0]
+        loss = float(loss_forward(out, logits, target, weights))   # the training loss's kernel, exactly
         metric = "accuracy" if self.is_classifier else "r2"
-        return {"loss": total / X.shape[0], metric: self.score(X, y)}
+        if self.loss == "cross_entropy":
+            score = float(np.average(np.argmax(out, axis=1) == target, weights=weights))
+        elif self.loss == "binary_cross_entropy":
+            score = float(np.average(np.all((out >= 0.5) == (target >= 0.5), axis=1), weights=weights))
+        else:
+            w = np.ones(len(out)) if weights is None else weights.astype(np.float64)
+            y = target.astype(np.float64)
+            ss_res = (w[:, None] * (y - out) ** 2).sum(axis=0)
+            ss_tot = (w[:, None] * (y - np.average(y, axis=0, weights=w)) ** 2).sum(axis=0)
+            score = float(np.mean(np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)))
+        return {"loss": loss, metric: score}
 
     # ---------------------------------------------------------------- persistence
-    def _metadata(self):
-        classes = None if self.classes_ is None else [c.item() if hasattr(c, "item") else c for c in self.classes_]
-        return {"format": "fastnn.MLP", "format_version": FORMAT_VERSION, "layer_sizes": self.layer_sizes,
-                "activation": self.activation, "loss": self.loss, "dtype": self.dtype.name, "init": self.init,
-                "negative_slope": self.negative_slope, "huber_delta": self.huber_delta,
-                "classes": classes, "classes_dtype": None if self.classes_ is None else self.classes_.dtype.str,
-                "y_1d": self._y_1d}
-
     def save(self, path):
-        """Write the model to `path` (.npz: the flat parameter buffer and JSON metadata; no pickle)."""
-        meta = json.dumps(self._metadata())
-        with open(path, "wb") as f:
-            np.savez(f, params=self.params, metadata=np.array(meta))
+        """Write the model to `path` (.npz: the flat parameter buffer and JSON metadata; no pickle). See fastnn.io."""
+        from . import io
+        io.save(self, path)
 
     @classmethod
     def load(cls, path, backend="compiled"):
-        """Read a model written by `save`. Never unpickles: the file holds arrays and JSON only."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if set(data.files) != {"params", "metadata"}:
-                    raise ValueError(f"expected arrays 'params' and 'metadata', found {sorted(data.files)}")
-                meta = json.loads(str(data["metadata"]))
-                params = data["params"]
-        except (OSError, EOFError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not a readable fastnn model file: {e}") from None
-        except ValueError as e:
-            raise ValueError(f"{path} is not a readable fastnn model file: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format") != "fastnn.MLP":
-            raise ValueError(f"{path} is not a fastnn model file")
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(f"{path} has model format version {version!r}; this fastnn reads up to "
-                             f"{FORMAT_VERSION}: upgrade fastnn")
-        try:
-            model = cls(meta["layer_sizes"], activation=meta["activation"], loss=meta["loss"], dtype=meta["dtype"],
-                        init=meta["init"], backend=backend, negative_slope=meta["negative_slope"],
-                        huber_delta=meta["huber_delta"], seed=0)
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path} has invalid model metadata: {e}") from None
-        if params.shape != model.params.shape or params.dtype != model.dtype:
-            raise ValueError(f"{path}: parameter array is {params.shape} {params.dtype}, the metadata's layer "
-                             f"sizes need ({model.n_params},) {model.dtype}")
-        if not np.all(np.isfinite(params)):
-            raise ValueError(f"{path}: parameters contain NaN or inf")
-        model.params[...] = params
-        if meta.get("classes") is not None:
-            classes_dtype = np.dtype(str(meta.get("classes_dtype")))
-            if classes_dtype.kind not in "biufU":
-                raise ValueError(f"{path}: class labels of dtype {classes_dtype} are not allowed")
-            model.classes_ = np.array(meta["classes"], dtype=classes_dtype)
-            if model.classes_.shape != (model.layer_sizes[-1],) and model.loss == "cross_entropy":
-                raise ValueError(f"{path}: {len(model.classes_)} classes for {model.layer_sizes[-1]} outputs")
-        model._y_1d = bool(meta.get("y_1d", False))
-        return model
+        """Read a model written by `save`. Never unpickles; a damaged or crafted file raises ValueError (fastnn.io)."""
+        from . import io
+        return io.load(path, cls, backend)

@@ -63,6 +63,15 @@ class Optimizer:
         self.step_count += 1
         self._update(backend, params, grads, {n: self.state.get(n) for n in self.state_names})
 
+    def state_buffers(self, params):
+        """The state buffers bound to `params`, in the kernel's order (None where the options need none)."""
+        self._bind(params)
+        return tuple(self.state.get(n) for n in self.state_names) + (None,) * (3 - len(self.state_names))
+
+    def kernel_hyper(self):
+        """The hyper-parameters as the compiled training loop takes them (csrc/train.pxd's Hyper)."""
+        raise NotImplementedError
+
     def _update(self, backend, params, grads, state):
         raise NotImplementedError
 
@@ -84,6 +93,10 @@ class SGD(Optimizer):
 
     def _needed_state(self):
         return self.state_names if self.momentum != 0 else ()
+
+    def kernel_hyper(self):
+        return dict(kind=0, lr=self.lr, momentum=self.momentum, dampening=self.dampening,
+                    weight_decay=self.weight_decay, nesterov=self.nesterov, maximize=self.maximize)
 
     def _update(self, backend, params, grads, state):
         backend.sgd_step(params, state["momentum_buffer"], grads, self.lr, self.momentum, self.dampening,
@@ -108,6 +121,11 @@ class Adam(Optimizer):
 
     def _needed_state(self):
         return self.state_names if self.amsgrad else self.state_names[:2]
+
+    def kernel_hyper(self):
+        return dict(kind=1, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], eps=self.eps,
+                    weight_decay=self.weight_decay, amsgrad=self.amsgrad, maximize=self.maximize,
+                    decoupled=self.decoupled_weight_decay)
 
     def _update(self, backend, params, grads, state):
         backend.adam_step(params, state["exp_avg"], state["exp_avg_sq"], state["max_exp_avg_sq"], grads,
@@ -143,6 +161,10 @@ class RMSprop(Optimizer):
         return ("square_avg",) + (("grad_avg",) if self.centered else ()) + \
             (("momentum_buffer",) if self.momentum > 0 else ())
 
+    def kernel_hyper(self):
+        return dict(kind=2, lr=self.lr, alpha=self.alpha, eps=self.eps, weight_decay=self.weight_decay,
+                    momentum=self.momentum, centered=self.centered, maximize=self.maximize)
+
     def _update(self, backend, params, grads, state):
         backend.rmsprop_step(params, state["square_avg"], state["grad_avg"], state["momentum_buffer"], grads,
                              self.lr, self.alpha, self.eps, self.weight_decay, self.momentum, self.centered,
@@ -165,6 +187,10 @@ class Adagrad(Optimizer):
 
     def _initial_state(self, name):
         return self.initial_accumulator_value
+
+    def kernel_hyper(self):
+        return dict(kind=3, lr=self.lr, lr_decay=self.lr_decay, weight_decay=self.weight_decay, eps=self.eps,
+                    maximize=self.maximize)
 
     def _update(self, backend, params, grads, state):
         backend.adagrad_step(params, state["state_sum"], grads, self.step_count, self.lr, self.lr_decay,

@@ -7,7 +7,7 @@ its argument spec (fastnn._spec), which both backends validate against.
 from . import dense
 
 _MODULES = [dense]
-for _optional in ("activations", "losses", "optim"):
+for _optional in ("activations", "losses", "optim", "gemm", "dropout"):
     try:
         _MODULES.append(__import__(f"{__name__}.{_optional}", fromlist=["__all__"]))
     except ImportError:  # pragma: no cover - kernels families still being written

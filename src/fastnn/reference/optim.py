@@ -9,7 +9,7 @@ import numpy as np
 
 from .._spec import kernel
 
-__all__ = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step"]
+__all__ = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step", "clip_grad_norm"]
 
 
 def _lerp(start, end, weight):
@@ -110,3 +110,15 @@ def adagrad_step(params, state_sum, grads, step, lr, lr_decay, weight_decay, eps
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum += g * g
     params -= f(clr) * (g / (np.sqrt(state_sum) + f(eps)))
+
+
+@kernel("grads:P:out")
+def clip_grad_norm(grads, max_norm):
+    """norm = ||g||_2;  g *= min(1, max_norm / (norm + 1e-6));  return norm (torch.nn.utils.clip_grad_norm_)"""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
+    norm = float(np.sqrt(np.sum(np.square(grads, dtype=np.float64))))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        grads *= grads.dtype.type(coef)
+    return norm

@@ -1,0 +1,383 @@
+"""Whole-epoch training and whole-network inference in C (see train.pxd for the layout).
+
+`train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows,
+runs forward, loss, backward, the gradient-norm check (and clipping) and the optimizer step, with no Python, no
+allocation and no call back into NumPy. `predict_rows` runs the forward pass of every row block in parallel.
+The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memcpy, memset
+from libc.math cimport sqrt, isfinite
+cimport activations
+cimport dense
+cimport dropout
+cimport losses
+cimport optim
+from train cimport (Hyper, Net, SGD, ADAM, RMSPROP, ADAGRAD, SOFTMAX, SIGMOID, IDENTITY_OUTPUT,
+                   TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT)
+
+import numpy as np
+
+
+cdef void _optimizer_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
+                          const floating* grads, Py_ssize_t P, int64_t step, int num_threads) noexcept nogil:
+    """One torch.optim update of the flat params; s0..s2 are the optimizer's state buffers in its own order"""
+    if h.kind == SGD:
+        optim.sgd_step(params, s0, grads, P, h.lr, h.momentum, h.dampening, h.weight_decay, h.nesterov,
+                       h.maximize, step == 1, num_threads)
+    elif h.kind == ADAM:
+        optim.adam_step(params, s0, s1, s2, grads, P, step, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
+                        h.amsgrad, h.maximize, h.decoupled, num_threads)
+    elif h.kind == RMSPROP:
+        optim.rmsprop_step(params, s0, s1, s2, grads, P, h.lr, h.alpha, h.eps, h.weight_decay, h.momentum,
+                           h.centered, h.maximize, num_threads)
+    else:
+        optim.adagrad_step(params, s0, grads, P, step, h.lr, h.lr_decay, h.weight_decay, h.eps, h.maximize,
+                           num_threads)
+
+
+cdef void _network_forward(const Net* net, const floating* params, const floating* x, int nb, Py_ssize_t B,
+                           floating* pre, floating* post, floating* mask, floating* dropped,
+                           uint64_t seed, uint64_t* stream, bint train, int num_threads) noexcept nogil:
+    """pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l) for the hidden layers (then dropout, when training);
+    the last layer writes only its logits pre_{L-1}"""
+    cdef int l, I, O
+    cdef Py_ssize_t at
+    cdef const floating* a = x
+    cdef const floating* W
+    for l in range(net.L):
+        I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
+        W = params + net.offsets[l]
+        if l == net.L - 1:
+            dense.dense_forward(pre + at, a, W, W + <Py_ssize_t>I * O, nb, I, O, num_threads)
+            return
+        dense.dense_act_forward(pre + at, post + at, a, W, W + <Py_ssize_t>I * O, nb, I, O,
+                                net.activation, net.activation_param, num_threads)
+        a = post + at
+        if train and net.dropout[l] > 0:
+            dropout.dropout_forward(dropped + at, mask + at, a, <Py_ssize_t>nb * O, net.dropout[l],
+                                    seed, stream[0], num_threads)
+            stream[0] += 1
+            a = dropped + at
+
+
+cdef void _accumulate_metric(int loss, const floating* out, const int64_t* classes, const floating* targets,
+                             const floating* weights, int nb, int O, double* metric) noexcept nogil:
+    """The running training metric: weighted correct rows (classification; every label right for multi-label),
+    or per output sum w (y - yhat)^2, sum w y, sum w y^2 (regression, for R^2)"""
+    cdef int r, o, k
+    cdef bint ok
+    cdef double w, y, d
+    cdef const floating* row
+    for r in range(nb):
+        w = weights[r] if weights != NULL else 1.0
+        row = out + <Py_ssize_t>r * O
+        if loss == losses.CROSS_ENTROPY:
+            k = 0
+            for o in range(1, O):
+                if row[o] > row[k]:
+                    k = o
+            metric[0] += w * (k == classes[r])
+        elif loss == losses.BINARY_CROSS_ENTROPY:
+            ok = True
+            for o in range(O):
+                ok = ok and ((row[o] >= 0.5) == (targets[<Py_ssize_t>r * O + o] >= 0.5))
+            metric[0] += w * ok
+        else:
+            for o in range(O):
+                y = targets[<Py_ssize_t>r * O + o]
+                d = y - row[o]
+                metric[3 * o] += w * d * d
+                metric[3 * o + 1] += w * y
+                metric[3 * o + 2] += w * y * y
+
+
+cdef int _train_batches(const Net* net, const Hyper* h,
+                        floating* params, floating* grads,                       # IN/OUT (P,)
+                        floating* s0, floating* s1, floating* s2,                # IN/OUT (P,) optimizer state or NULL
+                        const floating* X, const int64_t* classes,               # IN (n, I0); (n,) or NULL
+                        const floating* targets, const floating* weights,        # IN (n, O_L) or NULL; (n,) or NULL
+                        const int64_t* order, Py_ssize_t n,                      # IN (n,) this epoch's sample order
+                        floating* xb, int64_t* cb, floating* tb, floating* wb,   # workspace: the batch's rows
+                        floating* pre, floating* post, floating* dpre, floating* dpost,
+                        floating* mask, floating* dropped, double* partial,      # workspace
+                        double* metric,                                          # IN/OUT running metric sums
+                        Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
+                        uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
+                        double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
+                        int num_threads) noexcept nogil:
+    """Batches first..last-1 of the epoch: forward, loss, backward, norm check/clip, optimizer step.
+    Returns a TrainStatus; on a non-finite loss or gradient the batch is not applied and bad_batch names it."""
+    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, r, nb
+    cdef Py_ssize_t batch, lo, idx, at, below, out_at = B * net.starts[L - 1]
+    cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL)
+    cdef double loss, wsum, normsq, coef
+    cdef const int64_t* batch_classes = cb if classes != NULL else NULL
+    cdef const floating* batch_targets = tb if classes == NULL else NULL
+    cdef const floating* batch_weights = wb if weights != NULL else NULL
+    cdef floating* dW
+    cdef floating* dx
+    cdef const floating* x
+    for batch in range(first, last):
+        lo = batch * B
+        nb = <int>min(B, n - lo)
+        # gather the batch's rows into the preallocated batch buffers
+        for r in range(nb):
+            idx = order[lo + r]
+            memcpy(xb + <Py_ssize_t>r * I0, X + idx * I0, I0 * sizeof(floating))
+            if classes != NULL:
+                cb[r] = classes[idx]
+            else:
+                memcpy(tb + <Py_ssize_t>r * OL, targets + idx * OL, OL * sizeof(floating))
+            if weights != NULL:
+                wb[r] = weights[idx]
+        _network_forward(net, params, xb, nb, B, pre, post, mask, dropped, seed, stream, True, num_threads)
+        loss = losses.loss_forward(net.loss, post + out_at, pre + out_at, batch_classes, batch_targets,
+                                   batch_weights, nb, OL, <floating>net.delta)
+        if not isfinite(loss):
+            bad_batch[0] = batch
+            return NONFINITE_LOSS
+        _accumulate_metric(net.loss, post + out_at, batch_classes, batch_targets, batch_weights, nb, OL, metric)
+        wsum = losses.weight_sum(batch_weights, nb)
+        # backward: every gradient accumulates, so zero them first (each family is one flat buffer)
+        memset(grads, 0, net.P * sizeof(floating))
+        memset(dpre, 0, workspace * sizeof(floating))
+        memset(dpost, 0, workspace * sizeof(floating))
+        losses.loss_backward(net.loss, dpre + out_at, post + out_at, batch_classes, batch_targets, batch_weights,
+                             nb, OL, <floating>net.delta)
+        for l in range(L - 1, -1, -1):
+            I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
+            dW = grads + net.offsets[l]
+            if l > 0:           # the layer's input is the previous layer's (dropped) activation
+                below = B * net.starts[l - 1]
+                x = (dropped if net.dropout[l - 1] > 0 else post) + below
+                dx = dpost + below
+            else:
+                x, dx = xb, NULL
+            if l == L - 1:
+                dense.dense_backward(dx, dW, dW + <Py_ssize_t>I * O, dpre + at, x, params + net.offsets[l],
+                                     nb, I, O, num_threads)
+            else:
+                dense.dense_act_backward(dx, dW, dW + <Py_ssize_t>I * O, dpre + at, dpost + at, x,
+                                         params + net.offsets[l], pre + at, post + at, nb, I, O,
+                                         net.activation, net.activation_param, num_threads)
+            if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place
+                _multiply_in_place(dx, mask + below, <Py_ssize_t>nb * I)
+        normsq = optim.grad_norm_sq(grads, net.P, partial, num_threads)
+        if not isfinite(normsq):
+            bad_batch[0] = batch
+            return NONFINITE_GRADIENT
+        if clip_norm > 0:
+            coef = optim.clip_coefficient(sqrt(normsq), clip_norm)
+            if coef < 1:
+                optim.scale_in_place(grads, net.P, <floating>coef, num_threads)
+        step[0] += 1
+        _optimizer_step(h, params, s0, s1, s2, grads, net.P, step[0], num_threads)
+        loss_sum[0] += loss * wsum
+        weight_sum[0] += wsum
+    return TRAIN_OK
+
+
+cdef inline void _multiply_in_place(floating* a, const floating* m, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] *= m[i]
+
+
+cdef void _predict_block(const Net* net, int output, const floating* params, const floating* x, int nb,
+                         Py_ssize_t block, floating* pre, floating* post, floating* out,
+                         int num_threads) noexcept nogil:
+    """out (nb, O_L) = the output activation of the network on the nb rows of x"""
+    cdef uint64_t no_stream = 0
+    cdef int OL = net.sizes[net.L]
+    cdef floating* logits = pre + block * net.starts[net.L - 1]
+    _network_forward(net, params, x, nb, block, pre, post, NULL, NULL, 0, &no_stream, False, num_threads)
+    if output == SOFTMAX:
+        losses.softmax_forward(out, logits, nb, OL)
+    elif output == SIGMOID:
+        activations.sigmoid_forward(out, logits, <Py_ssize_t>nb * OL)
+    else:
+        memcpy(out, logits, <Py_ssize_t>nb * OL * sizeof(floating))
+
+
+cdef void _predict_rows(const Net* net, int output, const floating* params, const floating* X, Py_ssize_t N,
+                        Py_ssize_t block, floating* pre, floating* post, floating* out, Py_ssize_t per_thread,
+                        int num_threads) noexcept nogil:
+    """Blocks of `block` rows; in parallel over blocks (each thread its own workspace slice, single-threaded
+    kernels inside) when there are several and float32 takes fastnn's GEMM; else one block at a time with
+    threaded kernels. Each row's result depends on nothing but the row: the same bits either way."""
+    cdef Py_ssize_t b, lo, nblocks = (N + block - 1) // block
+    cdef int t, I0 = net.sizes[0], OL = net.sizes[net.L]
+    cdef int threads = <int>min(<Py_ssize_t>num_threads, nblocks)
+    if floating is float and threads > 1:
+        for b in prange(nblocks, num_threads=threads, schedule='static'):
+            t = threadid()
+            lo = b * block
+            _predict_block(net, output, params, X + lo * I0, <int>min(block, N - lo), block,
+                           pre + t * per_thread, post + t * per_thread, out + lo * OL, 1)
+    else:
+        for b in range(nblocks):
+            lo = b * block
+            _predict_block(net, output, params, X + lo * I0, <int>min(block, N - lo), block, pre, post,
+                           out + lo * OL, num_threads)
+
+
+cdef int _check_net(Net* net, const int[::1] sizes, const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] starts,
+                    Py_ssize_t P, int activation, double activation_param, int loss, double delta,
+                    const double[::1] dropout_rates) except -1:
+    """Fill net from the arrays, once they agree with each other and with P"""
+    cdef Py_ssize_t L = sizes.shape[0] - 1, l, at = 0, width = 0
+    if L < 1 or offsets.shape[0] < L or starts.shape[0] < L or dropout_rates.shape[0] < L - 1:
+        raise ValueError(f"train: {L} layers need {L} offsets and starts and {L - 1} dropout rates")
+    for l in range(L):
+        if sizes[l] < 1 or sizes[l + 1] < 1 or offsets[l] != at or starts[l] != width:
+            raise ValueError(f"train: layer {l}'s sizes/offsets/starts disagree")
+        at += <Py_ssize_t>sizes[l] * sizes[l + 1] + sizes[l + 1]
+        width += sizes[l + 1]
+        if l < L - 1 and not 0 <= dropout_rates[l] < 1:
+            raise ValueError(f"train: dropout rate {dropout_rates[l]} is not in [0, 1)")
+    if at != P:
+        raise ValueError(f"train: the layer sizes need {at} parameters, the buffer has {P}")
+    if activation < activations.IDENTITY or activation > activations.SILU:
+        raise ValueError(f"train: unknown activation code {activation}")
+    if loss < losses.CROSS_ENTROPY or loss > losses.HUBER:
+        raise ValueError(f"train: unknown loss code {loss}")
+    net.L, net.sizes, net.offsets, net.starts, net.P = <int>L, &sizes[0], &offsets[0], &starts[0], P
+    net.activation, net.activation_param, net.loss, net.delta = activation, activation_param, loss, delta
+    net.dropout = &dropout_rates[0] if dropout_rates.shape[0] > 0 else NULL
+    return 0
+
+
+cdef int _at_least(str name, Py_ssize_t have, Py_ssize_t need) except -1:
+    if have < need:
+        raise ValueError(f"train: {name} holds {have} elements, needs {need}")
+    return 0
+
+
+cdef floating* _optional(floating[::1] like, arr, str name, bint needed) except? NULL:
+    """The pointer of an optional state buffer (NULL when unused), once its length is checked"""
+    cdef floating[::1] view
+    if not needed:
+        return NULL
+    if arr is None:
+        raise ValueError(f"train: the optimizer's options need the state buffer {name}")
+    view = arr
+    _at_least(name, view.shape[0], like.shape[0])
+    return &view[0]
+
+
+def train_batches(floating[::1] params not None, floating[::1] grads not None, state0, state1, state2,
+                  const floating[:, ::1] X not None, classes, targets, weights, const int64_t[::1] order not None,
+                  floating[:, ::1] xb not None, int64_t[::1] cb not None, floating[:, ::1] tb not None,
+                  floating[::1] wb not None, floating[::1] pre not None, floating[::1] post not None,
+                  floating[::1] dpre not None, floating[::1] dpost not None, floating[::1] mask not None,
+                  floating[::1] dropped not None, double[::1] partial not None, double[::1] metric not None,
+                  const int[::1] sizes not None, const Py_ssize_t[::1] offsets not None,
+                  const Py_ssize_t[::1] starts not None, int activation, double activation_param, int loss,
+                  double delta, const double[::1] dropout_rates not None, dict hyper not None,
+                  Py_ssize_t first, Py_ssize_t last, uint64_t seed, uint64_t stream, int64_t step,
+                  double clip_norm, int num_threads):
+    """Train on batches [first, last) of an epoch whose sample order is `order` (see the module docstring).
+    Returns (status, loss_sum, weight_sum, step, stream, bad_batch): the loss summed over the batches weighted
+    by their weight sums, the optimizer's step count and the dropout stream after the last batch applied;
+    `metric` accumulates the running training metric's sums."""
+    cdef Net net
+    cdef Hyper h
+    cdef Py_ssize_t n = X.shape[0], B = xb.shape[0], P = params.shape[0], r, n_batches, workspace
+    cdef const floating[:, ::1] targets_view   # only read: read-only targets (a memmap) are fine
+    cdef const floating[::1] weights_view
+    cdef const int64_t[::1] classes_view
+    cdef const int64_t* c = NULL
+    cdef const floating* t = NULL
+    cdef const floating* w = NULL
+    cdef floating* s0
+    cdef floating* s1
+    cdef floating* s2
+    cdef double loss_sum = 0, weight_sum = 0
+    cdef Py_ssize_t bad_batch = -1
+    cdef int status, OL
+    _check_net(&net, sizes, offsets, starts, P, activation, activation_param, loss, delta, dropout_rates)
+    OL = sizes[net.L]
+    n_batches = (n + B - 1) // B if B > 0 else 0
+    if B < 1 or n < 1 or not 0 <= first <= last <= n_batches or order.shape[0] != n:
+        raise ValueError(f"train: batches [{first}, {last}) of {n_batches} (n={n}, batch {B}, order {order.shape[0]})")
+    if X.shape[1] != sizes[0] or xb.shape[1] != sizes[0] or tb.shape[0] != B or tb.shape[1] != OL:
+        raise ValueError("train: X, the batch buffers and the layer sizes disagree")
+    workspace = B * (starts[net.L - 1] + OL)
+    _at_least("grads", grads.shape[0], P)
+    for name, have in (("pre", pre.shape[0]), ("post", post.shape[0]), ("dpre", dpre.shape[0]),
+                       ("dpost", dpost.shape[0])):
+        _at_least(name, have, workspace)
+    _at_least("mask", mask.shape[0], B * starts[net.L - 1])
+    _at_least("dropped", dropped.shape[0], B * starts[net.L - 1])
+    _at_least("partial", partial.shape[0], optim.norm_blocks(P))
+    _at_least("metric", metric.shape[0], 3 * OL)
+    _at_least("wb", wb.shape[0], B)
+    _at_least("cb", cb.shape[0], B)
+    for r in range(first * B, min(last * B, n)):
+        if not 0 <= order[r] < n:
+            raise ValueError(f"train: order[{r}] = {order[r]} is not a sample index in [0, {n})")
+    if loss == losses.CROSS_ENTROPY:
+        classes_view = classes
+        if classes_view.shape[0] != n:
+            raise ValueError(f"train: {classes_view.shape[0]} class labels for {n} samples")
+        for r in range(first * B, min(last * B, n)):
+            if not 0 <= classes_view[order[r]] < OL:
+                raise ValueError(f"train: class index {classes_view[order[r]]} is not in [0, {OL})")
+        c = &classes_view[0]
+    else:
+        targets_view = targets
+        if targets_view.shape[0] != n or targets_view.shape[1] != OL:
+            raise ValueError(f"train: targets are ({targets_view.shape[0]}, {targets_view.shape[1]}), "
+                             f"need ({n}, {OL})")
+        t = &targets_view[0, 0]
+    if weights is not None:
+        weights_view = weights
+        _at_least("weights", weights_view.shape[0], n)
+        w = &weights_view[0]
+    h.kind = hyper["kind"]
+    h.lr, h.momentum, h.dampening = hyper["lr"], hyper.get("momentum", 0.0), hyper.get("dampening", 0.0)
+    h.weight_decay, h.beta1, h.beta2 = hyper.get("weight_decay", 0.0), hyper.get("beta1", 0.0), hyper.get("beta2", 0.0)
+    h.eps, h.alpha, h.lr_decay = hyper.get("eps", 0.0), hyper.get("alpha", 0.0), hyper.get("lr_decay", 0.0)
+    h.nesterov, h.maximize, h.amsgrad = hyper.get("nesterov", False), hyper.get("maximize", False), hyper.get("amsgrad", False)
+    h.decoupled, h.centered = hyper.get("decoupled", False), hyper.get("centered", False)
+    if h.kind < SGD or h.kind > ADAGRAD:
+        raise ValueError(f"train: unknown optimizer code {h.kind}")
+    s0 = _optional(params, state0, "state0", h.kind != SGD or h.momentum != 0)
+    s1 = _optional(params, state1, "state1", h.kind == ADAM or (h.kind == RMSPROP and h.centered))
+    s2 = _optional(params, state2, "state2", (h.kind == ADAM and h.amsgrad) or (h.kind == RMSPROP and h.momentum > 0))
+    if step < 0:
+        raise ValueError(f"train: step must be >= 0, got {step}")
+    with nogil:
+        status = _train_batches(&net, &h, &params[0], &grads[0], s0, s1, s2, &X[0, 0], c, t, w, &order[0], n,
+                                &xb[0, 0], &cb[0], &tb[0, 0], &wb[0], &pre[0], &post[0], &dpre[0], &dpost[0],
+                                &mask[0] if mask.shape[0] else NULL, &dropped[0] if dropped.shape[0] else NULL,
+                                &partial[0], &metric[0], B, first, last, seed, &stream, &step, clip_norm, &loss_sum,
+                                &weight_sum, &bad_batch, num_threads)
+    return status, loss_sum, weight_sum, step, stream, bad_batch
+
+
+def predict_rows(floating[:, ::1] out not None, const floating[:, ::1] X not None, const floating[::1] params not None,
+                 const int[::1] sizes not None, const Py_ssize_t[::1] offsets not None,
+                 const Py_ssize_t[::1] starts not None, int activation, double activation_param, int output,
+                 floating[::1] pre not None, floating[::1] post not None, Py_ssize_t block, int num_threads):
+    """out = the network's output activation (softmax / sigmoid / identity) on every row of X; pre and post
+    are workspaces of at least num_threads * block * (sum of the widths) elements"""
+    cdef Net net
+    cdef double no_dropout = 0
+    cdef Py_ssize_t N = X.shape[0], per_thread
+    cdef const double[::1] rates = np.zeros(max(1, sizes.shape[0] - 2))
+    _check_net(&net, sizes, offsets, starts, params.shape[0], activation, activation_param, losses.CROSS_ENTROPY,
+               0, rates)
+    if X.shape[1] != sizes[0] or out.shape[0] != N or out.shape[1] != sizes[net.L] or N < 1 or block < 1:
+        raise ValueError("predict_rows: X, out and the layer sizes disagree")
+    if output < SOFTMAX or output > IDENTITY_OUTPUT or num_threads < 1:
+        raise ValueError(f"predict_rows: unknown output code {output} or thread count {num_threads}")
+    per_thread = block * (starts[net.L - 1] + sizes[net.L])
+    _at_least("pre", pre.shape[0], num_threads * per_thread)
+    _at_least("post", post.shape[0], num_threads * per_thread)
+    with nogil:
+        _predict_rows(&net, output, &params[0], &X[0, 0], N, block, &pre[0], &post[0], &out[0, 0], per_thread,
+                      num_threads)

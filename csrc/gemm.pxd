@@ -1,0 +1,33 @@
+# fastnn's own GEMM (csrc/gemm.h): C = alpha op(A) op(B) + beta C, row-major, float32, OpenMP over tiles of C,
+# the micro-kernel chosen at run time (AVX2+FMA or portable; FASTNN_CPU=portable forces the latter).
+# float64 always goes to BLAS: the dense layers train in float32, and float64 is the checking dtype.
+# Legend: op(A) is M x K, op(B) is K x N, C is M x N.
+from cython cimport floating
+from libc.stddef cimport ptrdiff_t
+from blas cimport gemm as blas_gemm
+
+
+cdef extern from "gemm.h" nogil:
+    ctypedef void (*fnn_prep_fn)(void* ctx, int k0, int kn, int j0, int n) noexcept nogil
+    ctypedef void (*fnn_epi_fn)(void* ctx, float* C, ptrdiff_t ldc, int i0, int j0, int m, int n) noexcept nogil
+    void fnn_gemm_init()
+    const char* fnn_cpu_path()
+    int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                         float beta, float* C, ptrdiff_t ldc, int nthreads,
+                         fnn_prep_fn prep, void* prep_ctx, fnn_epi_fn epi, void* epi_ctx)
+    int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                  const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                  float beta, float* C, ptrdiff_t ldc, int nthreads)
+
+
+cdef inline void own_gemm(bint trans_a, bint trans_b, int m, int n, int k,
+                          floating alpha, const floating* A, int lda,    # IN  op(A) is m x k
+                          const floating* B, int ldb,                    # IN  op(B) is k x n
+                          floating beta, floating* C, int ldc,           # OUT m x n
+                          int num_threads) noexcept nogil:
+    """C = alpha op(A) op(B) + beta C: fastnn's GEMM for float32 (BLAS if out of memory), BLAS for float64"""
+    if floating is float:
+        if fnn_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads) == 0:
+            return
+    blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)

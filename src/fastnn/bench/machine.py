@@ -1,0 +1,137 @@
+"""The machine under test: CPU model, cores, clock, library versions, thread control, and its limits
+(the measured float32 GEMM rate of NumPy `@`, and the FMA limit)."""
+import contextlib
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import fastnn
+
+GEMM_SIZE = 2048
+# The FMA limit of BENCHMARKS.md: 2 FMA units x 8 float32 lanes (AVX2) x 2 flops per FMA, per cycle and core.
+FLOPS_PER_CYCLE = 2 * 8 * 2
+
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits
+except ImportError:  # optional: without it the BLAS of NumPy/SciPy keeps its own thread count
+    threadpool_info = threadpool_limits = None
+
+
+def optional(name):
+    """The module `name`, or None when it is not installed (or fails to import)."""
+    try:
+        return __import__(name)
+    except Exception:  # a broken optional install is as good as none
+        return None
+
+
+@contextlib.contextmanager
+def use_threads(n):
+    """Run every library at n threads: fastnn's kernels, PyTorch, and (with threadpoolctl) BLAS and OpenMP."""
+    fastnn.set_num_threads(n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    limits = threadpool_limits(limits=n) if threadpool_limits else contextlib.nullcontext()
+    with limits:
+        yield
+
+
+def python_env():
+    """os.environ with a PYTHONPATH under which a fresh interpreter imports this very fastnn."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+
+
+def _cpuinfo():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _lscpu():
+    try:
+        return subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def cpu_model():
+    match = re.search(r"^model name\s*:\s*(.+)$", _cpuinfo(), re.M)
+    return match.group(1).strip() if match else (platform.processor() or platform.machine())
+
+
+def cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def clock_ghz():
+    """(GHz, where it came from): lscpu's max MHz, else cpufreq's max, else /proc/cpuinfo's current MHz."""
+    match = re.search(r"^CPU max MHz:\s*([\d.]+)", _lscpu(), re.M)
+    if match and float(match.group(1)) > 0:
+        return float(match.group(1)) / 1e3, "lscpu CPU max MHz"
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read()) / 1e6, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    mhz = [float(m) for m in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", _cpuinfo(), re.M)]
+    if mhz:
+        return max(mhz) / 1e3, "/proc/cpuinfo cpu MHz"
+    return None, "unknown (pass --ghz)"
+
+
+def fma_limit_gflops(ghz, n_cores):
+    return None if ghz is None else FLOPS_PER_CYCLE * ghz * n_cores
+
+
+def versions():
+    found = {"python": platform.python_version(), "fastnn": fastnn.__version__, "numpy": np.__version__}
+    for name, module in (("scipy", "scipy"), ("torch", "torch"), ("scikit-learn", "sklearn"),
+                         ("threadpoolctl", "threadpoolctl"), ("matplotlib", "matplotlib")):
+        mod = sys.modules.get(module) or optional(module)
+        found[name] = getattr(mod, "__version__", None) if mod else None
+    return found
+
+
+def blas_libraries():
+    if threadpool_info is None:
+        return []
+    return [{k: lib.get(k) for k in ("user_api", "internal_api", "version", "filepath")}
+            for lib in threadpool_info()]
+
+
+def machine_info(ghz=None):
+    """What the JSON records about the machine. `ghz` overrides the clock read from the system."""
+    clock, source = (ghz, "--ghz") if ghz else clock_ghz()
+    return {"cpu": cpu_model(), "cores": cores(), "ghz": clock, "ghz_source": source,
+            "fma_limit_gflops": fma_limit_gflops(clock, cores()),
+            "fma_formula": "2 FMA units x 8 float32 lanes x 2 flops x GHz x cores",
+            "platform": platform.platform(), "versions": versions(), "libraries": blas_libraries(),
+            "threadpoolctl": threadpool_limits is not None}
+
+
+def gemm_gflops(threads, repeats, size=GEMM_SIZE):
+    """GFLOP/s of NumPy `@` on float32 size x size at `threads` threads: one warm-up, then `repeats` samples."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((size, size), dtype=np.float32)
+    B = rng.standard_normal((size, size), dtype=np.float32)
+    C = np.empty_like(A)
+    samples = []
+    with use_threads(threads):
+        for k in range(repeats + 1):
+            start = time.perf_counter()
+            np.matmul(A, B, out=C)
+            if k:  # the first call is the warm-up
+                samples.append(2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+    return samples

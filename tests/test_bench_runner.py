@@ -1,0 +1,74 @@
+"""Smoke test of the comparison runner (python -m fastnn.bench): a tiny quick run, its JSON's structure and
+that its figures are positive. No timing assertions: speed targets live in bench/."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fastnn.bench.__main__ import main
+from fastnn.bench.machine import python_env
+from fastnn.bench.workloads import parse_workloads
+
+
+def _positive_rates(rows, contenders, threads):
+    assert {(r["contender"], r["threads"]) for r in rows} == {(c, t) for c in contenders for t in threads}
+    for r in rows:
+        s = r["samples_per_s"]
+        assert 0 < s["min"] <= s["median"] <= s["max"], r
+        assert r["fastnn_ratio"] > 0 and r["units_per_repeat"] >= 1
+
+
+def test_quick_run_writes_consistent_json(tmp_path):
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    # in a fresh interpreter, as a user runs it: the run sets process-wide thread counts
+    done = subprocess.run([sys.executable, "-m", "fastnn.bench", "--quick", "--workloads", "W1", "--threads", "1",
+                           "--contenders", "fastnn,reference", "--repeats", "2", "--json", str(out),
+                           "--markdown", str(md)], capture_output=True, text=True, env=python_env(), timeout=300)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
+    assert "W1 penguins" in printed and "-> OK" in printed
+    assert md.read_text().count("| threads |") == 2  # one training and one inference table
+
+    results = json.loads(out.read_text())
+    assert results["quick"] is True and results["threads"] == [1]
+    machine = results["machine"]
+    assert machine["cores"] >= 1 and machine["cpu"] and machine["versions"]["fastnn"]
+    assert results["gemm_gflops"]["1"]["median"] > 0
+
+    [training] = results["training"]
+    assert training["workload"] == "W1" and training["layers"] == [4, 16, 3]
+    assert training["verification"]["ok"] and training["verification"]["rel_diff"] <= training["verification"]["rtol"]
+    assert all(c["ok"] for c in training["same_initial_model"].values())
+    _positive_rates(training["results"], ["fastnn", "reference"], [1])
+    for r in training["results"]:
+        assert r["gflops"] > 0 and r["share_gemm"] > 0
+    assert [r["fastnn_ratio"] for r in training["results"] if r["contender"] == "fastnn"] == [1.0]
+
+    [inference] = results["inference"]
+    assert inference["workload"] == "W1" and inference["samples"] == 10_000
+    _positive_rates(inference["results"], ["fastnn", "reference"], [1])
+
+    growth, peak = results["memory"]["growth"], results["memory"]["peak"]
+    assert growth["epochs"] == 50 and isinstance(growth["growth_one_fit"], int)
+    assert peak["peak"] > peak["baseline"] > 0 and peak["peak_over_estimate"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--workloads", "W9"], "unknown workload"),
+    (["--threads", "0"], "positive integers"),
+    (["--threads", "two"], "positive integers"),
+    (["--contenders", "jax"], "unknown contender"),
+    (["--repeats", "0"], "positive number"),
+    (["--json", "/nonexistent/dir/out.json"], "cannot write"),
+])
+def test_bad_options_are_named(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_parse_workloads_dedupes_and_normalises():
+    assert [w.name for w in parse_workloads("w3, W1,W3")] == ["W3", "W1"]

@@ -1,0 +1,242 @@
+"""The compiled whole-epoch loop: against its NumPy twin, against the per-batch path, across thread counts,
+and every training feature it carries (sample and class weights, dropout, clipping, divergence)."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.mlp import LOSSES
+
+OPTIMIZERS = {
+    "sgd": lambda: fastnn.optim.SGD(lr=0.05, momentum=0.9, nesterov=True),
+    "adam": lambda: fastnn.optim.Adam(lr=1e-2, amsgrad=True, weight_decay=1e-3),
+    "adamw": lambda: fastnn.optim.AdamW(lr=1e-2),
+    "rmsprop": lambda: fastnn.optim.RMSprop(lr=1e-3, momentum=0.5, centered=True),
+    "adagrad": lambda: fastnn.optim.Adagrad(lr=0.05, lr_decay=1e-3),
+}
+
+
+def problem(rng, loss, n=90, n_in=5, n_out=3):
+    X = rng.standard_normal((n, n_in))
+    if loss == "cross_entropy":
+        y = rng.permutation(np.arange(n) % n_out)
+    elif loss == "binary_cross_entropy":
+        y = (rng.random((n, n_out)) < 0.4).astype(float)
+    else:
+        y = rng.standard_normal((n, n_out))
+    return X, y
+
+
+def model(backend, loss, dtype="float64", **kw):
+    kw.setdefault("dropout", 0.0)
+    return fastnn.MLP([5, 12, 7, 3], activation="tanh", loss=loss, dtype=dtype, seed=11, backend=backend, **kw)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("features", ["plain", "weights+dropout+clip"])
+def test_compiled_epoch_matches_numpy_twin(rng, loss, opt, features):
+    X, y = problem(rng, loss)
+    extra = {}
+    kw = {}
+    if features != "plain":
+        extra = dict(sample_weight=rng.uniform(0.2, 2.0, len(X)), clip_grad_norm=0.5)
+        kw = dict(dropout=[0.3, 0.1])
+    fitted = []
+    for backend in ("compiled", "numpy"):
+        m = model(backend, loss, **kw)
+        h = m.fit(X, y, epochs=3, batch_size=16, optimizer=OPTIMIZERS[opt](), **extra)
+        fitted.append((m, h))
+    (a, ha), (b, hb) = fitted
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-9, atol=1e-11)
+    for key in ha.history:
+        np.testing.assert_allclose(ha.history[key], hb.history[key], rtol=1e-9, err_msg=key)
+    assert a.optimizer_.step_count == b.optimizer_.step_count == 3 * 6
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_whole_epoch_path_equals_per_batch_path(rng, backend, loss):
+    X, y = problem(rng, loss, n=50)
+    w = rng.uniform(0.5, 1.5, len(X))
+    a, b = model(backend, loss, dropout=0.2), model(backend, loss, dropout=0.2)
+    a.fit(X, y, epochs=1, batch_size=8, shuffle=False, optimizer=fastnn.optim.Adam(lr=1e-2), sample_weight=w)
+    opt = fastnn.optim.Adam(lr=1e-2)
+    for lo in range(0, 50, 8):
+        b.train_step(X[lo:lo + 8], y[lo:lo + 8], opt, sample_weight=w[lo:lo + 8])
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-12)
+
+
+def test_same_bits_on_one_and_two_threads(rng):
+    """Every reduction is split the same way whatever the thread count (fastnn's GEMM, blocked norms)."""
+    X = rng.standard_normal((600, 40)).astype(np.float32)
+    y = rng.integers(0, 10, 600)
+    results = []
+    for threads in (1, 2):
+        m = fastnn.MLP([40, 300, 200, 10], seed=5, num_threads=threads, dropout=0.1)
+        m.fit(X, y, epochs=2, batch_size=128, clip_grad_norm=1.0)
+        results.append((m.params.tobytes(), m.predict_proba(X).tobytes()))
+    assert results[0] == results[1]
+
+
+def test_divergence_stops_with_the_last_finite_weights(rng):
+    X = rng.standard_normal((64, 5))
+    y = X[:, :3] * 1e20
+    m = model("compiled", "mse", dtype="float32")
+    with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
+        m.fit(X, y, epochs=20, batch_size=16, optimizer=fastnn.optim.SGD(lr=1e10))
+    assert np.all(np.isfinite(m.params))
+    m2 = model("compiled", "mse", dtype="float32")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = m2.fit(X, y, epochs=20, batch_size=16, optimizer=fastnn.optim.SGD(lr=1e10), on_divergence="warn")
+    assert any("non-finite" in str(c.message) for c in caught)
+    assert len(history.epoch) < 20 and np.all(np.isfinite(m2.params))
+
+
+def test_class_weight_equals_the_matching_sample_weight(rng):
+    X, y = problem(rng, "cross_entropy")
+    labels = np.array(["a", "b", "c"])[y]
+    a, b = model("compiled", "cross_entropy"), model("compiled", "cross_entropy")
+    a.fit(X, labels, epochs=2, class_weight={"a": 3.0, "c": 0.5})
+    b.fit(X, labels, epochs=2, sample_weight=np.array([3.0, 1.0, 0.5])[y])
+    np.testing.assert_array_equal(a.params, b.params)
+    c = model("compiled", "cross_entropy")
+    c.fit(X, labels, epochs=2, class_weight="balanced")
+    assert not np.array_equal(a.params, c.params)
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_weighted_gradient_matches_finite_differences(rng, backend):
+    X, y = problem(rng, "cross_entropy", n=9)
+    w = rng.uniform(0.1, 3.0, 9)
+    m = model(backend, "cross_entropy")
+    _, dW, db = m.loss_and_gradients(X, y, sample_weight=w)
+    analytic = np.concatenate([np.concatenate([a.ravel(), b]) for a, b in zip(dW, db)])
+    h = 1e-5
+    for i in rng.choice(m.n_params, 25, replace=False):
+        saved = m.params[i]
+        m.params[i] = saved + h
+        up = m.loss_and_gradients(X, y, sample_weight=w)[0]
+        m.params[i] = saved - h
+        down = m.loss_and_gradients(X, y, sample_weight=w)[0]
+        m.params[i] = saved
+        assert abs((up - down) / (2 * h) - analytic[i]) < 1e-7 * max(1, abs(analytic[i]))
+
+
+def test_dropout_is_seeded_and_off_in_predict(rng):
+    X, y = problem(rng, "cross_entropy")
+    a, b = model("compiled", "cross_entropy", dropout=0.5), model("compiled", "cross_entropy", dropout=0.5)
+    plain = model("compiled", "cross_entropy")
+    for m in (a, b, plain):
+        m.fit(X, y, epochs=2, batch_size=16)
+    np.testing.assert_array_equal(a.params, b.params)            # same seed, same masks
+    assert not np.allclose(a.params, plain.params)              # dropout changed training
+    twin = model("compiled", "cross_entropy")
+    twin.params[:], twin.classes_ = a.params, a.classes_
+    np.testing.assert_array_equal(a.predict_proba(X), twin.predict_proba(X))   # no dropout in predict
+    np.testing.assert_array_equal(a.predict_proba(X), a.predict_proba(X))
+
+
+def test_dropout_keeps_the_expected_fraction(backend):
+    out, mask = np.empty((400, 250)), np.empty((400, 250))
+    x = np.ones((400, 250))
+    backend.dropout_forward(out, mask, x, 0.3, 1234, 7)
+    kept = np.mean(mask > 0)
+    assert abs(kept - 0.7) < 0.01                                # 100,000 draws: sd 0.0015
+    np.testing.assert_allclose(out[mask > 0], 1 / 0.7)
+    other = np.empty_like(mask)
+    backend.dropout_forward(np.empty_like(out), other, x, 0.3, 1234, 8)
+    assert not np.array_equal(mask, other)                       # another stream, another mask
+
+
+def test_clipping_bounds_the_update(rng):
+    X, y = problem(rng, "mse")
+    m = model("compiled", "mse")
+    before = m.params.copy()
+    m.fit(X, 100 * y, epochs=1, batch_size=90, shuffle=False, optimizer=fastnn.optim.SGD(lr=1.0),
+          clip_grad_norm=0.25)
+    assert np.linalg.norm(m.params - before) <= 0.25 * (1 + 1e-9)
+
+
+def test_warm_start_and_partial_fit_carry_on(rng):
+    X, y = problem(rng, "cross_entropy")
+    a = model("compiled", "cross_entropy")
+    a.fit(X, y, epochs=2, batch_size=16, shuffle=False)
+    steps = a.optimizer_.step_count
+    a.fit(X, y, epochs=1, batch_size=16, shuffle=False, warm_start=True)
+    assert a.optimizer_.step_count == steps + 6 and a.n_iter_ == 3
+    b = model("compiled", "cross_entropy")
+    b.fit(X, y, epochs=3, batch_size=16, shuffle=False)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12)     # 2 + 1 warm epochs == 3 epochs
+    c = model("compiled", "cross_entropy")
+    c.partial_fit(X[:40], y[:40], classes=[0, 1, 2])
+    c.partial_fit(X[40:], y[40:])
+    assert c.n_iter_ == 2 and list(c.classes_) == [0, 1, 2]
+    refit = model("compiled", "cross_entropy")
+    refit.fit(X, y, epochs=3, batch_size=16, shuffle=False)
+    refit.fit(X, y, epochs=3, batch_size=16, shuffle=False)      # no warm start: from the seed's weights again
+    np.testing.assert_allclose(refit.params, b.params, rtol=1e-12)
+
+
+def test_validation_early_stopping_and_schedule(rng):
+    X = rng.standard_normal((120, 5))
+    y = rng.integers(0, 3, 120)                                  # noise: validation loss soon rises
+    m = fastnn.MLP([5, 64, 64, 3], seed=3, dtype="float64")
+    schedule = fastnn.schedules.StepLR(step_size=2, gamma=0.5)
+    h = m.fit(X, y, epochs=200, batch_size=8, optimizer=fastnn.optim.Adam(lr=1e-2), validation_split=0.25,
+              early_stopping=True, patience=4, callbacks=[schedule])
+    val = h.history["val_loss"]
+    best = int(np.argmin(val))
+    assert len(val) == best + 5 < 200                            # stopped after patience epochs without progress
+    np.testing.assert_allclose(h.history["lr"], [1e-2 * 0.5 ** (e // 2) for e in range(len(val))])
+    assert m.evaluate(*_held_out(m, X, y))["loss"] == pytest.approx(val[best], rel=1e-9)
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
+
+
+def _held_out(m, X, y):
+    """The validation rows of the last fit, re-drawn from the model's split generator's state before it."""
+    from fastnn.training import stratified_split
+    rng = np.random.default_rng(np.random.SeedSequence(3).spawn(4)[2])
+    _, val = stratified_split(y, 0.25, rng)
+    return X[val], y[val]
+
+
+def test_progress_bar_writes_one_line_per_epoch_off_a_terminal(rng, capsys):
+    X, y = problem(rng, "cross_entropy")
+    model("compiled", "cross_entropy").fit(X, y, epochs=3, verbose=1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 3 and all("loss" in line for line in lines) and "\r" not in "".join(lines)
+
+
+def test_pickle_round_trip(rng):
+    X, y = problem(rng, "cross_entropy")
+    m = model("compiled", "cross_entropy")
+    m.fit(X, y, epochs=2)
+    clone = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(clone.predict_proba(X), m.predict_proba(X))
+    assert np.shares_memory(clone.weights[0], clone.params)
+    clone.fit(X, y, epochs=1, warm_start=True)                   # and it still trains
+
+
+def test_raw_loop_refuses_inconsistent_buffers(rng):
+    X, y = problem(rng, "cross_entropy", n=20)
+    m = model("compiled", "cross_entropy")
+    m.fit(X, y, epochs=1)
+    from fastnn.mlp import _EpochBuffers
+    buf = _EpochBuffers(m, 8, 3)
+    state = m.optimizer_.state_buffers(m.params)
+    args = lambda order, classes, pre: (m.params, m.grads, *state, np.ascontiguousarray(X), classes, None, None,  # noqa
+                                        order, buf.xb, buf.cb, buf.tb, buf.wb, pre, buf.post, buf.dpre, buf.dpost,
+                                        buf.mask, buf.dropped, buf.partial, buf.metric, m._sizes, m._offsets,
+                                        m._starts, 4, 0.0, 0, 1.0, np.zeros(2), m.optimizer_.kernel_hyper(), 0, 3,
+                                        0, 0, 1, 0.0, 1)
+    good_order, good_classes = np.arange(20, dtype=np.int64), y.astype(np.int64)
+    with pytest.raises(ValueError, match="order"):
+        fastnn._train.train_batches(*args(good_order * 2, good_classes, buf.pre))
+    with pytest.raises(ValueError, match="class index"):
+        fastnn._train.train_batches(*args(good_order, good_classes + 3, buf.pre))
+    with pytest.raises(ValueError, match="pre"):
+        fastnn._train.train_batches(*args(good_order, good_classes, buf.pre[:10]))
