@@ -20,12 +20,14 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 
 
 # ---- dispatch by measurement (bench/gemm_crossover.py; the table is in bench/GEMM.md) ----
-# Measured on a 2-core Zen 3 against scipy's OpenBLAS 0.3.31 (Haswell kernels), float32, at every product of
-# W1-W4 (batch 32-256, predict 8192): fastnn's GEMM is as fast or faster everywhere except
-#   - N < 8 (W1's 3-class output): the 16-column micro-tile is mostly padding, and OpenBLAS's narrow kernels
-#     win by ~25% (of well under a microsecond);
-#   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS's micro-kernel keeps 5-10% more of the
-#     FMA peak once the operands no longer fit in L2.
+# Measured on a 2-core Zen 3 against scipy's OpenBLAS 0.3.31 (Haswell kernels), float32, 1 thread, at every
+# product of W1-W4 (batch 32-256, predict 8192): fastnn's GEMM is as fast or faster (within ~5%) except
+#   - N < 8 (W1's 3-class output): the 16-column micro-tile is mostly padding, and OpenBLAS wins by ~20%
+#     (of well under a microsecond);
+#   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS keeps 5-15% more of the FMA peak once
+#     the operands no longer fit in L2.
+# The same rule serves 2 threads: the machine was too loaded to measure a 2-thread crossover (bench/GEMM.md);
+# SERIAL_MAX_WORK is an estimate (a fork/join + barrier of a few microseconds against the 1-thread times).
 
 cdef enum:
     SERIAL_MAX_WORK = 1 << 17   # m n k below this: one thread (an OpenMP fork/join costs more than it saves)

@@ -12,6 +12,7 @@ PY=${PYTHON:-python3}
 OUT=${1:+$(realpath -m "$1")}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fastnn-wheel.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+trap 'exit 1' INT TERM HUP   # so that the EXIT trap cleans up on a kill too
 unset FASTNN_NO_OPENMP FASTNN_EXTENSIONS FASTNN_CPU
 start=$SECONDS
 step() { printf '\n== %s [%ds] ==\n' "$1" $((SECONDS - start)); }

@@ -39,7 +39,9 @@ for so in src/fastnn/_*.so; do
     nm -D --undefined-only "$so" | grep __asan_init > /dev/null || { echo "$so is not instrumented" >&2; exit 1; }
 done
 report="$work/sanitizer-report"
-export LD_PRELOAD="$(gcc -print-file-name=libasan.so)" PYTHONMALLOC=malloc PYTHONPATH="$work/src" \
+# libstdc++ too: C++ extensions loaded later (matplotlib's ft2font) throw, and ASan's __cxa_throw must find it
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libstdc++.so)" PYTHONMALLOC=malloc \
+       PYTHONPATH="$work/src" \
        ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$report" \
        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$report"
 "$PY" -c 'import sys, fastnn; sys.exit(not fastnn.__file__.startswith(sys.argv[1]))' "$work" \
