@@ -180,12 +180,13 @@ def test_the_gil_is_released_during_a_kernel(rng):
     x, W = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     b, out = np.zeros(n, np.float32), np.empty((n, n), np.float32)
     ticks, seconds = ticks_inside(lambda: fastnn.get_backend("compiled").raw.dense_forward(out, x, W, b))
-    assert seconds > 0.05 and ticks >= 10, f"{ticks} ticks during a {seconds:.2f} s dense_forward"
+    assert seconds > 0.02 and ticks >= 10, f"{ticks} ticks during a {seconds:.3f} s dense_forward"
     np.testing.assert_allclose(out[:3, :3], x[:3] @ W[:, :3], rtol=1e-3)
 
 
 def test_the_gil_is_released_during_fit(rng):
-    X = rng.standard_normal((4000, 32))
+    X = rng.standard_normal((16000, 32))
     model = fastnn.MLP([32, 128, 128, 4], seed=0)
-    ticks, seconds = ticks_inside(lambda: model.fit(X, np.argmax(X[:, :4], axis=1), epochs=1, batch_size=64))
-    assert seconds > 0.05 and ticks >= 10, f"{ticks} ticks during a {seconds:.2f} s fit"
+    # enough epochs that the fit lasts well over 0.1 s even on a fast machine (one epoch can take ~10 ms)
+    ticks, seconds = ticks_inside(lambda: model.fit(X, np.argmax(X[:, :4], axis=1), epochs=30, batch_size=64))
+    assert seconds > 0.02 and ticks >= 10, f"{ticks} ticks during a {seconds:.3f} s fit"
