@@ -70,7 +70,7 @@ V=$WORK/venv/bin/python
 mkdir "$WORK/sdist" "$WORK/run" && tar -xzf "$sdist" -C "$WORK/sdist"
 tests=$(echo "$WORK"/sdist/*/tests)
 cd "$WORK/run"   # no source tree here; tests/test_packaging.py checks fastnn comes from site-packages
-suite() { env FASTNN_EXPECT_WHEEL=1 FASTNN_EXPECT_OPENMP=1 "$@" "$V" -m pytest -q -p no:cacheprovider -W error "$tests"; }
+suite() { env FASTNN_EXPECT_WHEEL=1 FASTNN_EXPECT_OPENMP=1 "$@" "$V" -m pytest -p no:cacheprovider -W error "$tests"; }
 
 step "test suite against the installed wheel"
 suite

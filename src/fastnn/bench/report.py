@@ -135,7 +135,7 @@ def write_chart(results, path):
 
     panels = [("training", results["training"]), ("inference (predict_proba)", results["inference"])]
     panels = [(t, ws) for t, ws in panels if ws]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False,
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 + 4 * len(panels), 4.5), squeeze=False, layout="constrained",
                              width_ratios=[len(ws) for _, ws in panels])
     # one colour per contender and one hatch per thread count, the same in both panels
     colours = {c: plt.cm.tab10(k % 10) for k, c in enumerate(results["contenders"])}
@@ -159,11 +159,11 @@ def write_chart(results, path):
         ax.set_yscale("log")
         ax.set_ylabel("samples/s (median, min-max)")
         ax.set_title(title)
-        ax.legend(fontsize="x-small")
+    # one legend beside the panels, from training's bars (a superset of inference's): it hides no bar
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     m = results["machine"]
     fig.suptitle(f"fastnn {m['versions']['fastnn']} on {m['cpu']}, {m['cores']} cores"
                  f"{' (quick run)' if results['quick'] else ''}", fontsize="medium")
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return None
