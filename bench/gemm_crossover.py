@@ -5,8 +5,10 @@ the dispatch rule in csrc/dense.pxd (use_own_gemm, gemm_threads) and the GFLOP/s
     python bench/gemm_crossover.py --quick         # fewer shapes and repetitions
     python bench/gemm_crossover.py --markdown bench/GEMM.md.new
 
-Each thread count runs in its own process with OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) set to it, so
-BLAS, NumPy and fastnn get the same threads. Every product is checked (fastnn against BLAS) before it is timed.
+Each thread count runs in its own process with OMP_NUM_THREADS (and OPENBLAS_NUM_THREADS) set to it. "blas" is
+scipy's sgemm as fastnn runs it: in stripes of C shared out over fastnn's threads, each call on one BLAS thread
+(blas.pxd's gemm_striped); BLAS's own pool would spin beside fastnn's threads. NumPy's @ (GFLOP/s table) runs on
+its OpenBLAS's own threads, timed apart from the others. Every product is checked (fastnn against BLAS) before it is timed.
 Times are per call, from back-to-back calls in one nogil loop (fastnn._gemm.time_gemm: no Python between
 calls, so the microsecond products are timed, not the interpreter); the contenders alternate within each
 repetition, so machine noise falls on both; medians of --repeats (default 7), with min and max.
@@ -92,8 +94,11 @@ def worker(threads, quick, repeats, clock="wall", gflops=True):
     from fastnn import _dense, _gemm
     from scipy.linalg import blas as scipy_blas  # noqa: F401  (loads scipy's OpenBLAS before timing)
 
+    from fastnn._config import single_threaded_blas
     fastnn.set_num_threads(threads)
     rng = np.random.default_rng(0)
+    hold = single_threaded_blas()   # "blas" is BLAS as fastnn runs it: 1-thread calls on stripes over its threads
+    hold.__enter__()
     min_seconds = 0.002 if quick else 0.01
     doc = {"threads": threads, "cpu_path": _gemm.cpu_path(), "crossover": [], "gflops": []}
 
@@ -101,11 +106,11 @@ def worker(threads, quick, repeats, clock="wall", gflops=True):
         A, B, C = operands(M, N, K, ta, tb, rng)
         C2 = np.empty_like(C)
         _gemm.time_gemm("own", 1, C, A, B, ta, tb, num_threads=threads)
-        _gemm.time_gemm("blas", 1, C2, A, B, ta, tb)
+        _gemm.time_gemm("blas", 1, C2, A, B, ta, tb, num_threads=threads)
         err = float(np.abs(C - C2).max() / max(np.abs(C2).max(), 1e-30))
         assert err < 1e-4, f"{label}: fastnn and BLAS disagree (max rel diff {err:.2e})"
         fns = {"own": lambda r: _gemm.time_gemm("own", r, C, A, B, ta, tb, num_threads=threads),
-               "blas": lambda r: _gemm.time_gemm("blas", r, C, A, B, ta, tb)}
+               "blas": lambda r: _gemm.time_gemm("blas", r, C, A, B, ta, tb, num_threads=threads)}
         if threads > 1:
             fns["own1"] = lambda r: _gemm.time_gemm("own", r, C, A, B, ta, tb, num_threads=1)
         if clock == "cpu":
@@ -125,9 +130,16 @@ def worker(threads, quick, repeats, clock="wall", gflops=True):
         A, B, C = operands(M, N, K, ta, tb, rng)
         a, b = (A.T if ta else A), (B.T if tb else B)
         fns = {"own": lambda r: _gemm.time_gemm("own", r, C, A, B, ta, tb, num_threads=threads),
-               "blas": lambda r: _gemm.time_gemm("blas", r, C, A, B, ta, tb),
-               "numpy": lambda r: _numpy_matmul(a, b, C, r)}
-        res = time_pair(fns, 2.0 * M * N * K, max(5, repeats if not quick else 5), 0.05 if not quick else 0.01)
+               "blas": lambda r: _gemm.time_gemm("blas", r, C, A, B, ta, tb, num_threads=threads)}
+        n, min_s = max(5, repeats if not quick else 5), 0.05 if not quick else 0.01
+        res = time_pair(fns, 2.0 * M * N * K, n, min_s)
+        # NumPy's @ on its OpenBLAS's own threads (the machine's GEMM rate), on its own: that pool spins for
+        # ~0.1 s after each call and would stall the others' threads
+        hold.__exit__(None, None, None)
+        res["numpy"] = time_pair({"numpy": lambda r: _numpy_matmul(a, b, C, r)}, 2.0 * M * N * K, n, min_s)["numpy"]
+        hold = single_threaded_blas()
+        hold.__enter__()
+        time.sleep(0.3)
         flops = 2.0 * M * N * K
         doc["gflops"].append({"label": label, "M": M, "N": N, "K": K, "ta": ta, "tb": tb,
                               **{k: {s: flops / v / 1e9 for s, v in stats(ts).items()} for k, ts in res.items()}})

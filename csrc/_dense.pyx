@@ -3,8 +3,10 @@ from cython cimport floating
 cimport dense
 cimport activations as act
 from gemm cimport fnn_gemm_init
+from blas cimport STRIPED_MIN_WORK
+from contextlib import nullcontext
 
-from fastnn._config import get_num_threads
+from fastnn._config import get_num_threads, single_threaded_blas
 
 fnn_gemm_init()   # pick the GEMM micro-kernel for this CPU once, at import
 
@@ -19,6 +21,12 @@ cdef int _kind(str name, kind) except -1:
         return ACTIVATION_KINDS[kind]
     except (KeyError, TypeError):
         raise ValueError(f"{name}: unknown activation kind {kind!r}; choose one of {sorted(ACTIVATION_KINDS)}") from None
+
+
+def blas_held(double work):
+    """A context holding BLAS to one thread when a product of `work` = m n k may go to BLAS in stripes over
+    fastnn's threads (blas.pxd's gemm_striped): smaller ones run on one BLAS thread anyway."""
+    return single_threaded_blas() if work >= STRIPED_MIN_WORK else nullcontext()
 
 
 cdef inline bint _is(const Py_ssize_t* shape, Py_ssize_t rows, Py_ssize_t cols):
@@ -44,7 +52,7 @@ def dense_forward(floating[:, ::1] out not None, const floating[:, ::1] x not No
     if W.shape[0] != I or b.shape[0] != O or out.shape[0] != N or out.shape[1] != O or N == 0 or I == 0 or O == 0:
         raise ValueError(f"dense_forward: shapes disagree: out ({out.shape[0]}, {out.shape[1]}), x ({N}, {I}), "
                          f"W ({W.shape[0]}, {O}), b ({b.shape[0]},)")
-    with nogil:
+    with blas_held(<double>N * I * O), nogil:
         dense.dense_forward(&out[0, 0], &x[0, 0], &W[0, 0], &b[0], N, I, O, num_threads)
 
 
@@ -58,7 +66,7 @@ def dense_backward(dx, floating[:, ::1] dW not None, floating[::1] db not None,
         raise ValueError(f"dense_backward: shapes disagree: dW ({dW.shape[0]}, {dW.shape[1]}), db ({db.shape[0]},), "
                          f"dout ({dout.shape[0]}, {dout.shape[1]}), x ({N}, {I}), W ({W.shape[0]}, {O})")
     cdef floating* dx_ptr = _optional("dense_backward", dx, N, I, &dW[0, 0])
-    with nogil:
+    with blas_held(<double>N * I * O), nogil:
         dense.dense_backward(dx_ptr, &dW[0, 0], &db[0], &dout[0, 0], &x[0, 0], &W[0, 0], N, I, O, num_threads)
 
 
@@ -71,7 +79,7 @@ def dense_act_forward(floating[:, ::1] pre not None, floating[:, ::1] post not N
             or post.shape[1] != O or N == 0 or I == 0 or O == 0):
         raise ValueError(f"dense_act_forward: shapes disagree: pre ({pre.shape[0]}, {pre.shape[1]}), post "
                          f"({post.shape[0]}, {post.shape[1]}), x ({N}, {I}), W ({W.shape[0]}, {O}), b ({b.shape[0]},)")
-    with nogil:
+    with blas_held(<double>N * I * O), nogil:
         dense.dense_act_forward(&pre[0, 0], &post[0, 0], &x[0, 0], &W[0, 0], &b[0], N, I, O, k, param, num_threads)
 
 
@@ -90,7 +98,7 @@ def dense_act_backward(dx, floating[:, ::1] dW not None, floating[::1] db not No
                          f"x ({N}, {I}), W ({W.shape[0]}, {O}), pre ({pre.shape[0]}, {pre.shape[1]}), "
                          f"post ({post.shape[0]}, {post.shape[1]})")
     cdef floating* dx_ptr = _optional("dense_act_backward", dx, N, I, &dW[0, 0])
-    with nogil:
+    with blas_held(<double>N * I * O), nogil:
         dense.dense_act_backward(dx_ptr, &dW[0, 0], &db[0], &dpre[0, 0], &dpost[0, 0], &x[0, 0], &W[0, 0],
                                  &pre[0, 0], &post[0, 0], N, I, O, k, param, num_threads)
 

@@ -4,10 +4,11 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 cimport dense
 from gemm cimport own_gemm, fnn_gemm_init, fnn_cpu_path
-from blas cimport gemm as blas_gemm
+from blas cimport gemm_striped
 from time import perf_counter
 
 from fastnn._config import get_num_threads
+from fastnn._dense import blas_held
 
 fnn_gemm_init()   # pick the micro-kernel for this CPU once, at import
 
@@ -36,7 +37,7 @@ def gemm(floating[:, ::1] C not None, const floating[:, ::1] A not None, const f
     cdef int mnk[3]
     cdef int num_threads = get_num_threads()
     _shapes("gemm", C.shape, A.shape, B.shape, trans_a, trans_b, mnk)
-    with nogil:
+    with blas_held(<double>mnk[0] * mnk[1] * mnk[2]), nogil:
         own_gemm(trans_a, trans_b, mnk[0], mnk[1], mnk[2], <floating>alpha, &A[0, 0], <int>A.shape[1],
                  &B[0, 0], <int>B.shape[1], <floating>beta, &C[0, 0], <int>C.shape[1], num_threads)
 
@@ -45,7 +46,8 @@ def time_gemm(str impl, int64_t reps, float[:, ::1] C not None, const float[:, :
               const float[:, ::1] B not None, bint trans_a=False, bint trans_b=False, float alpha=1.0,
               float beta=0.0, int num_threads=1):
     """Benchmark hook: seconds per call over `reps` back-to-back float32 calls in one nogil loop (no Python
-    between calls) of impl "own" (fastnn's GEMM), "blas" (scipy's sgemm; its threads are OpenBLAS's own) or
+    between calls) of impl "own" (fastnn's GEMM), "blas" (scipy's sgemm in fastnn's stripes over num_threads, as dense.pxd calls it; hold OpenBLAS itself to
+    1 thread around the call) or
     "dispatch" (dense.dense_gemm: whichever use_own_gemm picks, with gemm_threads)."""
     cdef int mnk[3]
     cdef int64_t r
@@ -59,8 +61,8 @@ def time_gemm(str impl, int64_t reps, float[:, ::1] C not None, const float[:, :
                 own_gemm(trans_a, trans_b, mnk[0], mnk[1], mnk[2], alpha, &A[0, 0], lda, &B[0, 0], ldb, beta,
                          &C[0, 0], ldc, num_threads)
             elif which == 1:
-                blas_gemm(trans_a, trans_b, mnk[0], mnk[1], mnk[2], alpha, &A[0, 0], lda, &B[0, 0], ldb, beta,
-                          &C[0, 0], ldc)
+                gemm_striped(trans_a, trans_b, mnk[0], mnk[1], mnk[2], alpha, &A[0, 0], lda, &B[0, 0], ldb, beta,
+                             &C[0, 0], ldc, num_threads)
             else:
                 dense.dense_gemm(trans_a, trans_b, mnk[0], mnk[1], mnk[2], alpha, &A[0, 0], lda, &B[0, 0], ldb,
                                  beta, &C[0, 0], ldc, num_threads)

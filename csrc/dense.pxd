@@ -13,7 +13,7 @@
 from cython cimport floating
 from libc.string cimport memcpy
 from libc.stddef cimport ptrdiff_t
-from blas cimport gemm as blas_gemm
+from blas cimport gemm_striped
 from gemm cimport fnn_sgemm_hooked, own_gemm
 from activations cimport (_forward_range, _backward_range, activation_forward, activation_backward,
                           IDENTITY, SILU)
@@ -60,7 +60,7 @@ cdef inline void dense_gemm(bint trans_a, bint trans_b, int m, int n, int k,
     if use_own_gemm(m, n, k, trans_a, trans_b, num_threads):
         own_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, gemm_threads(m, n, k, num_threads))
     else:
-        blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        gemm_striped(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads)
 
 
 # ---- the hooks fastnn's GEMM calls (float32 only) ----
@@ -76,14 +76,16 @@ ctypedef struct ForwardEpilogue:
 cdef inline void forward_epilogue(void* ctx, float* pre, ptrdiff_t ldc, int i0, int j0, int m, int n) noexcept nogil:
     """On a finished tile of pre = x W (rows i0.., columns j0..): pre += b;  post = f(pre)"""
     cdef ForwardEpilogue* e = <ForwardEpilogue*>ctx
+    cdef const float* bias = e.b + j0     # locals, not e's fields: a store to row cannot change them, so
+    cdef float* post = e.post             # the loops vectorise
     cdef int r, j
     cdef float* row
     for r in range(m):
         row = pre + r * ldc
         for j in range(n):
-            row[j] += e.b[j0 + j]
-        if e.post != NULL:
-            _forward_range(e.kind, e.post + (i0 + r) * e.O + j0, row, n, e.param)
+            row[j] = row[j] + bias[j]
+        if post != NULL:
+            _forward_range(e.kind, post + (i0 + r) * e.O + j0, row, n, e.param)
 
 
 ctypedef struct BackwardPrologue:
@@ -100,14 +102,17 @@ ctypedef struct BackwardPrologue:
 cdef inline void backward_prologue(void* ctx, int k0, int kn, int j0, int n) noexcept nogil:
     """Before rows k0.. x columns j0.. of dZ are packed: dZ += dY f'(Z) there; db += those rows of dZ"""
     cdef BackwardPrologue* p = <BackwardPrologue*>ctx
+    cdef float* db = p.db + j0            # locals, not p's fields: the loops vectorise
+    cdef const float* dz
     cdef int k, j
     cdef ptrdiff_t row
     for k in range(k0, k0 + kn):  # rows in order: each column's sum is the same whatever the thread count
         row = k * p.O + j0
         if p.kind >= 0:
             _backward_range(p.kind, p.dpre + row, p.dpost + row, p.pre + row, p.post + row, n, p.param)
+        dz = p.dpre + row
         for j in range(n):
-            p.db[j0 + j] += p.dpre[row + j]
+            db[j] = db[j] + dz[j]
 
 
 # ---- the kernels ----
@@ -126,7 +131,7 @@ cdef inline void _forward(floating* pre, floating* post, const floating* x, cons
                 return
     for n in range(N):          # seed every row with the bias, then one GEMM with beta = 1
         memcpy(pre + <Py_ssize_t>n * O, b, O * sizeof(floating))
-    blas_gemm(False, False, N, O, I, 1, x, I, W, O, 1, pre, O)
+    gemm_striped(False, False, N, O, I, 1, x, I, W, O, 1, pre, O, num_threads)
     if post != NULL:
         activation_forward(kind, post, pre, <Py_ssize_t>N * O, param, num_threads)
 
@@ -147,7 +152,7 @@ cdef inline void _backward(floating* dx, floating* dW, floating* db, floating* d
     if not done:
         if kind >= 0:
             activation_backward(kind, dpre, dpost, pre, post, <Py_ssize_t>N * O, param, num_threads)
-        blas_gemm(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O)
+        gemm_striped(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, num_threads)
         for n in range(N):      # rows in order, so the sum is the same whatever the thread count
             row = dpre + <Py_ssize_t>n * O
             for o in range(O):

@@ -4,7 +4,7 @@
 # Legend: op(A) is M x K, op(B) is K x N, C is M x N.
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
-from blas cimport gemm as blas_gemm
+from blas cimport gemm_striped
 
 
 cdef extern from "gemm.h" nogil:
@@ -30,4 +30,4 @@ cdef inline void own_gemm(bint trans_a, bint trans_b, int m, int n, int k,
     if floating is float:
         if fnn_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads) == 0:
             return
-    blas_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+    gemm_striped(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads)

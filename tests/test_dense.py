@@ -126,19 +126,25 @@ def test_dense_act_kernels_equal_the_unfused_sequence(dtype, rng, kind):
         np.testing.assert_array_equal(a, e)
 
 
+# fastnn's GEMM; BLAS in row stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS
+SAME_BITS_CASES = [(np.float32, (256, 300, 520)), (np.float32, (8192, 16, 3)), (np.float32, (256, 1100, 1024)),
+                   (np.float64, (256, 300, 520)), (np.float64, (1100, 40, 300))]
+
+
 @pytest.mark.parametrize("name", ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"])
-def test_dense_same_bits_on_1_and_2_threads(rng, name):
-    N, I, O = 256, 300, 520
-    x, W, b = randn(rng, (N, I), np.float32), randn(rng, (I, O), np.float32), randn(rng, O, np.float32)
-    pre, post = act_pair("gelu", np.float32, rng, (N, O))
-    dpost = randn(rng, (N, O), np.float32)
+@pytest.mark.parametrize("dtype, shape", SAME_BITS_CASES, ids=lambda v: str(v) if isinstance(v, tuple) else None)
+def test_dense_same_bits_on_1_and_2_threads(rng, name, dtype, shape):
+    N, I, O = shape
+    x, W, b = randn(rng, (N, I), dtype), randn(rng, (I, O), dtype), randn(rng, O, dtype)
+    pre, post = act_pair("gelu", dtype, rng, (N, O))
+    dpost = randn(rng, (N, O), dtype)
     outs = {}
     before = fastnn.get_num_threads()
     try:
-        for n in (1, 2):
+        for n in (1, 2, 3):
             fastnn.set_num_threads(n)
             k = fastnn.get_backend("compiled")
-            o = [np.zeros(s, np.float32) for s in ((N, I), (I, O), O, (N, O), (N, O))]
+            o = [np.zeros(s, dtype) for s in ((N, I), (I, O), O, (N, O), (N, O))]
             if name == "dense_forward":
                 k.dense_forward(o[3], x, W, b)
             elif name == "dense_backward":
@@ -150,8 +156,9 @@ def test_dense_same_bits_on_1_and_2_threads(rng, name):
             outs[n] = o
     finally:
         fastnn.set_num_threads(before)
-    for a, e in zip(outs[2], outs[1]):
-        np.testing.assert_array_equal(a, e)
+    for n in (2, 3):
+        for a, e in zip(outs[n], outs[1]):
+            np.testing.assert_array_equal(a, e)
 
 
 def test_dense_act_unknown_kind(backend):

@@ -49,11 +49,12 @@ def test_gemm(backend, dtype, threads, rng, M, N, K, trans_a, trans_b, alpha, be
     check_kernel(backend, "gemm", args, {"C": expect}, tol)
 
 
-@pytest.mark.parametrize("M,N,K", SHAPES + [(8192, 128, 784), (256, 1100, 1024)])
+@pytest.mark.parametrize("M,N,K", SHAPES + [(8192, 128, 784), (256, 1100, 1024), (1100, 40, 300)])
 @pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["AB", "AtB", "ABt", "AtBt"])
-def test_gemm_same_bits_on_1_and_2_threads(rng, M, N, K, trans_a, trans_b):
-    A, B = operands(rng, M, N, K, trans_a, trans_b, np.float32)
-    C0 = randn(rng, (M, N), np.float32)
+def test_gemm_same_bits_on_1_and_2_threads(rng, dtype, M, N, K, trans_a, trans_b):
+    """float32: fastnn's GEMM; float64: BLAS, in stripes of C over the threads (blas.pxd's gemm_striped)"""
+    A, B = operands(rng, M, N, K, trans_a, trans_b, dtype)
+    C0 = randn(rng, (M, N), dtype)
     out = {}
     before = fastnn.get_num_threads()
     try:

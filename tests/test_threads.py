@@ -56,13 +56,29 @@ def test_threadpoolctl_sees_and_sets_fastnns_threads():
         fastnn.set_num_threads(before)
 
 
-def test_blas_is_held_to_the_models_thread_count_during_fit():
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_blas_is_held_to_one_thread_during_fit_and_restored(num_threads):
+    """fastnn's kernels call BLAS from inside their own OpenMP threads: BLAS's own pool must stay idle"""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import numpy as np
+    blas_counts = lambda: [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
     seen = []
-    record = fastnn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
-        max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")))
+    record = fastnn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(max(blas_counts())))
     rng = np.random.default_rng(0)
-    model = fastnn.MLP([8, 16, 2], dtype="float64", num_threads=1, seed=0)
-    model.fit(rng.standard_normal((64, 8)), rng.integers(0, 2, 64), epochs=2, callbacks=[record])
+    model = fastnn.MLP([8, 16, 2], dtype="float64", num_threads=num_threads, seed=0)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        model.fit(rng.standard_normal((64, 8)), rng.integers(0, 2, 64), epochs=2, callbacks=[record])
+        assert blas_counts() == [2] * len(blas_counts())   # put back after fit
     assert seen == [1, 1]
+
+
+def test_single_threaded_blas_nests_and_restores_once():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn._config import single_threaded_blas
+    blas_counts = lambda: [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with single_threaded_blas():
+            with single_threaded_blas():
+                assert set(blas_counts()) == {1}
+            assert set(blas_counts()) == {1}   # the outer block still holds it
+        assert set(blas_counts()) == {2}

@@ -2,15 +2,19 @@
 
 The count is OpenMP's own (omp_get_max_threads: OMP_NUM_THREADS, or what `set_num_threads` or
 threadpoolctl's `threadpool_limits(user_api="openmp")` set), capped at the processors we may run on, so
-threadpoolctl sees and controls it. While fastnn trains or predicts, the BLAS it calls (scipy's OpenBLAS, for
-the products its own GEMM does not take) is held to the same count, so the two never add up.
+threadpoolctl sees and controls it. BLAS (scipy's OpenBLAS, for the products fastnn's own GEMM does not take)
+runs inside fastnn's OpenMP threads, one stripe of the product per call (blas.pxd's gemm_striped), held to
+one thread of its own while fastnn trains or predicts, so the two never add up.
 """
 import contextlib
 import os
+import threading
 
 from . import _threads
 
-_controller = None
+_controllers = None
+_lock = threading.Lock()
+_holders, _restore = 0, []   # blocks inside blas_threads now; the counts to put back when the last leaves
 
 
 def _available_cpus():
@@ -40,20 +44,38 @@ def set_num_threads(n):
         _threads.omp_set_threads(n)
 
 
-@contextlib.contextmanager
-def blas_threads(n):
-    """Hold the BLAS libraries loaded in this process to at most n threads inside the block."""
-    global _controller
-    try:
-        if _controller is None:
+def _blas_libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded now (scipy's, which the kernels call, and
+    NumPy's), found once: fastnn's extensions load scipy's BLAS when they are imported."""
+    global _controllers
+    if _controllers is None:
+        try:
             from threadpoolctl import ThreadpoolController
-            _controller = ThreadpoolController()
-    except ImportError:  # threadpoolctl is a dependency; without it BLAS keeps its own count
+        except ImportError:  # threadpoolctl is a dependency; without it BLAS keeps its own count
+            _controllers = []
+        else:
+            _controllers = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _controllers
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Hold the BLAS libraries to one thread inside the block: fastnn's kernels call BLAS from their own OpenMP
+    threads, and BLAS's thread pool must not spin beside fastnn's.
+    Nested and concurrent blocks are counted, so the first to enter caps and the last to leave restores."""
+    global _holders, _restore
+    with _lock:
+        if _holders == 0:
+            _restore = [(lib, t) for lib in _blas_libraries() if (t := lib.get_num_threads() or 0) > 1]
+            for lib, _ in _restore:
+                lib.set_num_threads(1)
+        _holders += 1
+    try:
         yield
-        return
-    blas = _controller.select(user_api="blas")
-    if all(lib["num_threads"] <= n for lib in blas.info()):
-        yield
-        return
-    with blas.limit(limits=n):
-        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                for lib, t in _restore:
+                    lib.set_num_threads(t)
+                _restore = []

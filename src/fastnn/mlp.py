@@ -15,7 +15,7 @@ import numpy as np
 
 from . import optim as _optim
 from . import training as _training
-from ._config import blas_threads, get_num_threads
+from ._config import get_num_threads, single_threaded_blas
 from .backend import get_backend
 from .callbacks import CallbackList, EarlyStopping, History, ProgressBar
 
@@ -494,7 +494,7 @@ class MLP:
             epoch and batch) or "warn" (RuntimeWarning). The model keeps the weights of the last finite step.
         Every feature runs inside the compiled epoch loop; fit returns to Python between epochs (and every
         ~0.1 s inside one when a callback asks for batch updates, as the progress bar does)."""
-        with self._guard.writing("fit"), blas_threads(self.threads):
+        with self._guard.writing("fit"), single_threaded_blas():
             return self._fit(X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
                              early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight,
                              sample_weight, callbacks, warm_start, verbose, clip_grad_norm, on_divergence)
@@ -662,7 +662,7 @@ class MLP:
         block = min(PREDICT_BLOCK, X.shape[0])
         workspace = threads * block * sum(self.layer_sizes[1:])
         pre, post = np.empty(workspace, self.dtype), np.empty(workspace, self.dtype)
-        with blas_threads(1 if self.dtype == np.float32 else threads):  # float32 runs BLAS inside its own threads
+        with single_threaded_blas():
             self.backend.train.predict_rows(out, X, self.params, self._sizes, self._offsets, self._starts,
                                             ACTIVATIONS.index(self.activation), self.negative_slope,
                                             OUTPUT_CODES[output or LOSSES[self.loss]], pre, post, block, threads)
