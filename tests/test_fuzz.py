@@ -271,8 +271,6 @@ def test_score_checks_y(loss, n_out, y):
         model.score(np.zeros((2, 1)), y)
 
 
-@pytest.mark.xfail(strict=True, reason="MLP(None) raises TypeError(\"'NoneType' object is not iterable\"), which does "
-                                       "not name layer_sizes; remove this marker once __init__ says so")
 @pytest.mark.parametrize("layer_sizes", [None, 5])
 def test_layer_sizes_that_are_not_a_list_are_named(layer_sizes):
     with pytest.raises((TypeError, ValueError), match="layer_sizes"):

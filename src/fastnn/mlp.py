@@ -148,8 +148,13 @@ class MLP:
     def __init__(self, layer_sizes, activation="relu", loss="cross_entropy", dtype="float32", seed=None,
                  init="auto", backend="compiled", negative_slope=0.01, huber_delta=1.0, dropout=0.0,
                  num_threads=None):
-        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
-        if not sizes or len(sizes) < 2:
+        try:
+            sizes = None if isinstance(layer_sizes, (str, bytes)) else list(layer_sizes)
+        except TypeError:   # None, a number: name the argument rather than let list() speak
+            sizes = None
+        if sizes is None:
+            raise TypeError(f"layer_sizes must be a list of layer widths such as [4, 16, 3], got {layer_sizes!r}")
+        if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output size, got {layer_sizes!r}")
         self.layer_sizes = [_as_int("every layer size", s, 1) for s in sizes]
         if activation not in ACTIVATIONS:
@@ -158,6 +163,8 @@ class MLP:
             raise ValueError(f"unknown loss {loss!r}; choose one of {tuple(LOSSES)}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+        if dtype is None:   # np.dtype(None) is float64, not MLP's default float32: refuse rather than guess
+            raise ValueError("dtype must be 'float32' or 'float64', got None (MLP's default is 'float32')")
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
