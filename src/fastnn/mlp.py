@@ -6,6 +6,7 @@ optimizer step is one kernel call over flat arrays. `fit` runs each epoch in one
 (`train_batches`, csrc/_train.pyx, or its NumPy twin for backend="numpy") over workspaces allocated once.
 """
 import contextlib
+import inspect
 import numbers
 import threading
 import time
@@ -309,8 +310,10 @@ class MLP:
             raise ValueError(f"X contains NaN or inf, or values too large for {self.dtype}")
         return X
 
-    def _encode_y(self, y, n, fit):
-        """Targets in kernel form: int64 class indices (cross_entropy) or a float (n, O) array."""
+    def _encode_y(self, y, n, fit, classes=None):
+        """Targets in kernel form, int64 class indices (cross_entropy) or a float (n, O) array, and the labels
+        learnt from y when `fit` ({"classes_": ..., "_y_1d": ...}; else {}). Stores nothing: a fit sets the labels
+        only once every check has passed. classes: the labels to encode against (default classes_)."""
         if hasattr(y, "to_numpy"):
             y = y.to_numpy()
         y = np.asarray(y)
@@ -331,8 +334,8 @@ class MLP:
                 if len(classes) != n_out:
                     raise ValueError(f"y has {len(classes)} distinct labels but the output layer has {n_out} "
                                      f"units; labels: {classes[:10].tolist()}")
-                self.classes_ = classes
-            return self._label_indices(y)
+                return self._label_indices(y, classes), {"classes_": classes}
+            return self._label_indices(y, self.classes_ if classes is None else classes), {}
         if self.loss == "binary_cross_entropy":
             target = y.reshape(n, 1) if y.ndim == 1 else y
             if target.dtype.kind not in "biuf" or target.ndim != 2 or target.shape[1] != n_out:
@@ -341,10 +344,7 @@ class MLP:
             target = np.ascontiguousarray(target, dtype=self.dtype)
             if not np.all((target >= 0) & (target <= 1)):
                 raise ValueError("binary_cross_entropy targets must lie in [0, 1]")
-            if fit:
-                self.classes_ = np.arange(n_out)
-                self._y_1d = y.ndim == 1
-            return target
+            return target, ({"classes_": np.arange(n_out), "_y_1d": y.ndim == 1} if fit else {})
         if y.dtype.kind not in "biuf":
             raise TypeError(f"regression targets must be numeric, got dtype {y.dtype}")
         target = y.reshape(n, 1) if y.ndim == 1 else y
@@ -353,12 +353,10 @@ class MLP:
         target = np.ascontiguousarray(target, dtype=self.dtype)
         if not np.all(np.isfinite(target)):
             raise ValueError("y contains NaN or inf")
-        if fit:
-            self._y_1d = y.ndim == 1
-        return target
+        return target, ({"_y_1d": y.ndim == 1} if fit else {})
 
-    def _label_indices(self, y):
-        classes = self.classes_
+    @staticmethod
+    def _label_indices(y, classes):
         try:
             idx = np.searchsorted(classes, y)
         except TypeError:
@@ -448,20 +446,23 @@ class MLP:
                 dx *= ws.mask[l - 1]
         return float(loss)
 
-    def _prepare(self, X, y, sample_weight=None, fit=False):
+    def _prepare(self, X, y, sample_weight=None):
+        """X, the targets and the weights checked, and the labels y teaches an unfitted classifier (to be set
+        once the call succeeds)."""
         X = self._check_X(X)
-        target = self._encode_y(y, X.shape[0], fit=fit or (self.classes_ is None and self.is_classifier))
+        target, labels = self._encode_y(y, X.shape[0], fit=self.classes_ is None and self.is_classifier)
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
-        return X, target, weights
+        return X, target, weights, labels
 
     def loss_and_gradients(self, X, y, sample_weight=None):
         """The mean loss on (X, y) and its gradients: (loss, [dW per layer], [db per layer]), copies.
         Dropout, if any, is applied as in training."""
         with self._guard.writing("compute gradients"):
-            X, target, weights = self._prepare(X, y, sample_weight)
+            X, target, weights, labels = self._prepare(X, y, sample_weight)
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
+            vars(self).update(labels)
             return loss, [g.copy() for g in self._dW], [g.copy() for g in self._db]
 
     def train_step(self, X, y, optimizer, sample_weight=None):
@@ -469,13 +470,14 @@ class MLP:
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
         with self._guard.writing("train"):
-            X, target, weights = self._prepare(X, y, sample_weight)
+            X, target, weights, labels = self._prepare(X, y, sample_weight)
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
             if not np.all(np.isfinite(self.grads)):
                 raise FloatingPointError("the gradient is not finite; the step was not taken")
             optimizer.step(self.params, self.grads, self.backend.raw)
+            vars(self).update(labels)
             return loss
 
     # ---------------------------------------------------------------- fit: one compiled call per epoch
@@ -509,18 +511,15 @@ class MLP:
     def partial_fit(self, X, y, classes=None, sample_weight=None, optimizer=None, batch_size=32, shuffle=True):
         """One epoch on (X, y), keeping the weights and the optimizer state (scikit-learn's partial_fit).
         classes: every label, needed on the first call of a classifier when y may not hold them all."""
-        if classes is not None and self.classes_ is None and self.loss == "cross_entropy":
-            classes = np.unique(np.asarray(classes))
-            if len(classes) != self.layer_sizes[-1]:
-                raise ValueError(f"classes has {len(classes)} labels but the output layer has "
-                                 f"{self.layer_sizes[-1]} units")
-            self.classes_ = classes
-        return self.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer, sample_weight=sample_weight,
-                        warm_start=True, shuffle=shuffle)
+        options = dict(_FIT_DEFAULTS, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
+                       sample_weight=sample_weight, warm_start=True)
+        with self._guard.writing("fit"), blas_threads(self.threads):
+            return self._fit(X, y, **options, classes=classes)
 
     def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
              early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight, sample_weight,
-             callbacks, warm_start, verbose, clip_grad_norm, on_divergence):
+             callbacks, warm_start, verbose, clip_grad_norm, on_divergence, classes=None):
+        """fit, and partial_fit with its `classes`. The model changes only once every check has passed."""
         epochs = _as_int("epochs", epochs, 0)
         batch_size = _as_int("batch_size", batch_size, 1)
         if on_divergence not in ("raise", "warn"):
@@ -531,8 +530,15 @@ class MLP:
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
         X = self._check_X(X)
-        keep_classes = warm_start and self.classes_ is not None
-        target = self._encode_y(y, X.shape[0], fit=not keep_classes)
+        if classes is not None and self.classes_ is None and self.loss == "cross_entropy":
+            classes = np.unique(np.asarray(classes))    # partial_fit's first call: every label y may hold
+            if len(classes) != self.layer_sizes[-1]:
+                raise ValueError(f"classes has {len(classes)} labels but the output layer has "
+                                 f"{self.layer_sizes[-1]} units")
+            target, labels = self._encode_y(y, X.shape[0], fit=False, classes=classes)[0], {"classes_": classes}
+        else:
+            target, labels = self._encode_y(y, X.shape[0], fit=not (warm_start and self.classes_ is not None))
+        classes = labels.get("classes_", self.classes_)     # classes_ itself is set once every check has passed
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0])
@@ -540,8 +546,14 @@ class MLP:
             if self.loss != "cross_entropy":
                 raise ValueError("class_weight needs loss='cross_entropy' (one class per sample)")
             per_class = _training.sample_weights_from_class_weight(class_weight, target, self.layer_sizes[-1],
-                                                                   self.classes_)
+                                                                   classes)
             weights = per_class if weights is None else weights * per_class
+        metric = "accuracy" if self.is_classifier else "r2"
+        if early_stopping and monitor.startswith("val_") and validation_data is None and not validation_split:
+            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data: pass "
+                             f"validation_split or validation_data, or monitor='loss'")
+        if early_stopping and monitor not in ("loss", metric, "val_loss", "val_" + metric):
+            raise ValueError(f"monitor must be one of 'loss', {metric!r}, 'val_loss', 'val_{metric}', got {monitor!r}")
         # validation: held out before shuffling, stratified for classification
         X_val = y_val = None
         if validation_data is not None:
@@ -552,7 +564,7 @@ class MLP:
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
             X_val = self._check_X(X_val)
-            self._encode_y(y_val, X_val.shape[0], fit=False)
+            self._encode_y(y_val, X_val.shape[0], fit=False, classes=classes)
         elif validation_split:
             if self.loss == "cross_entropy":
                 train_idx, val_idx = _training.stratified_split(target, validation_split, self._split_rng)
@@ -563,17 +575,6 @@ class MLP:
             X, target = X[train_idx], target[train_idx]
             weights = None if weights is None else weights[train_idx]
         n = X.shape[0]
-        metric = "accuracy" if self.is_classifier else "r2"
-        if early_stopping and monitor.startswith("val_") and X_val is None:
-            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data: pass "
-                             f"validation_split or validation_data, or monitor='loss'")
-        if early_stopping and monitor not in ("loss", metric, "val_loss", "val_" + metric):
-            raise ValueError(f"monitor must be one of 'loss', {metric!r}, 'val_loss', 'val_{metric}', got {monitor!r}")
-        if not warm_start:
-            if self.n_iter_ > 0:  # a refit starts from the seed's initial weights, as scikit-learn's
-                self._initialize()
-                self._dropout_stream = 0
-            optimizer.reset()
         history = History()
         callback_list = [history]
         if early_stopping:
@@ -583,11 +584,18 @@ class MLP:
             callback_list.append(ProgressBar())
         callback_list.extend(callbacks or [])
         cbs = CallbackList(callback_list, self)
-        self.optimizer_ = optimizer
-        self.stop_training = False
+        if not warm_start:
+            optimizer.reset()
+        state = optimizer.state_buffers(self.params)    # refuses an optimizer that holds another model's state
         n_out = self.layer_sizes[-1]
         buffers = _EpochBuffers(self, min(batch_size, n), n_out)
-        state = optimizer.state_buffers(self.params)
+        # every check has passed: from here on the call changes the model
+        vars(self).update(labels)
+        if not warm_start and self.n_iter_ > 0:   # a refit starts from the seed's initial weights, as scikit-learn's
+            self._initialize()
+            self._dropout_stream = 0
+        self.optimizer_ = optimizer
+        self.stop_training = False
         classes_arr = target if self.loss == "cross_entropy" else None
         targets_arr = None if self.loss == "cross_entropy" else target
         weights_arr = None if weights is None else weights.astype(self.dtype)
@@ -701,21 +709,10 @@ class MLP:
         return out[:, 0] if self._y_1d else out
 
     def score(self, X, y):
-        """Accuracy (classification; exact match for multi-label) or R^2 averaged over outputs (regression)."""
-        pred = self.predict(X)
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y.ndim == 0 or pred.shape[0] != y.shape[0]:
-            raise ValueError(f"y has {y.shape[0] if y.ndim else 'no'} samples but X has {pred.shape[0]}")
-        if self.loss == "cross_entropy":
-            self._label_indices(y)  # refuses labels never seen in fit
-        if self.is_classifier:
-            match = pred == y if pred.ndim == 1 else np.all(pred == y, axis=1)
-            return float(np.mean(match))
-        y = y.reshape(pred.shape).astype(np.float64)
-        ss_res = ((y - pred) ** 2).sum(axis=0)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
-        return float(np.mean(r2))
+        """Accuracy (classification; exact match for multi-label) or R^2 averaged over outputs (regression):
+        evaluate's metric, y checked as evaluate checks it."""
+        with self._guard.reading("score"):
+            return self._evaluate(X, y)["accuracy" if self.is_classifier else "r2"]
 
     def evaluate(self, X, y, sample_weight=None):
         """{"loss": (weighted) mean loss, "accuracy" or "r2": score} on (X, y)."""
@@ -726,7 +723,7 @@ class MLP:
         X = self._check_X(X)
         if self.is_classifier and self.classes_ is None:
             raise RuntimeError("this model has not been fitted: classes_ is unknown")
-        target = self._encode_y(y, X.shape[0], fit=False)
+        target, _ = self._encode_y(y, X.shape[0], fit=False)
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
@@ -758,3 +755,8 @@ class MLP:
         """Read a model written by `save`. Never unpickles; a damaged or crafted file raises ValueError (fastnn.io)."""
         from . import io
         return io.load(path, cls, backend)
+
+
+# fit's defaults, for partial_fit: it runs fit's code under fit's lock, with its own `classes`
+_FIT_DEFAULTS = {name: p.default for name, p in inspect.signature(MLP.fit).parameters.items()
+                 if p.default is not inspect.Parameter.empty}
