@@ -681,6 +681,13 @@ class MLP:
             self.backend.train.predict_rows(out, X, self.params, self._sizes, self._offsets, self._starts,
                                             ACTIVATIONS.index(self.activation), self.negative_slope,
                                             OUTPUT_CODES[output or LOSSES[self.loss]], pre, post, block, threads)
+        finite = np.isfinite(out)
+        if not finite.all():   # finite weights and inputs can still overflow the forward pass: never return it
+            raise FloatingPointError(
+                f"the network's output is inf or NaN for {np.count_nonzero(~finite.all(axis=1))} of the "
+                f"{X.shape[0]} rows of X: the forward pass overflows {self.dtype} (largest |weight| "
+                f"{np.abs(self.params).max():.3g}, largest |x| {np.abs(X).max():.3g}); refit with scaled data or a "
+                f"smaller lr")
         return out
 
     def _check_fitted_classifier(self):

@@ -163,14 +163,15 @@ def predict_rows(out, X, params, sizes, offsets, starts, activation, activation_
     """out = the network's output activation (softmax / sigmoid / identity) on every row of X"""
     act_forward, _ = _activation(activation, activation_param)
     L = len(sizes) - 1
-    for lo in range(0, X.shape[0], block):
-        x = X[lo: lo + block]
-        _forward(params, x, sizes, offsets, starts, block, pre, post, None, None, act_forward, None, 0, 0)
-        z = _block(pre, block, starts[L - 1], len(x), int(sizes[L]))
-        rows = out[lo: lo + len(x)]
-        if OUTPUTS[output] == "softmax":
-            losses.softmax_forward(rows, z)
-        elif OUTPUTS[output] == "sigmoid":
-            activations.sigmoid_forward(rows, z)
-        else:
-            rows[...] = z
+    with np.errstate(all="ignore"):   # an overflow shows in `out`, which the caller checks, as the compiled loop's
+        for lo in range(0, X.shape[0], block):
+            x = X[lo: lo + block]
+            _forward(params, x, sizes, offsets, starts, block, pre, post, None, None, act_forward, None, 0, 0)
+            z = _block(pre, block, starts[L - 1], len(x), int(sizes[L]))
+            rows = out[lo: lo + len(x)]
+            if OUTPUTS[output] == "softmax":
+                losses.softmax_forward(rows, z)
+            elif OUTPUTS[output] == "sigmoid":
+                activations.sigmoid_forward(rows, z)
+            else:
+                rows[...] = z
