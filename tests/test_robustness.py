@@ -74,16 +74,12 @@ def test_predict_proba_with_huge_weights_is_finite(rng, backend, loss):
     assert all(np.isfinite(v) for v in model.evaluate(X, y).values())
 
 
-KEEPS_OVERFLOWING_STEP = pytest.mark.xfail(strict=True, reason=(
-    "bug (fit, both backends): the loss and gradient are checked before each step but the step itself can "
-    "overflow the weights to inf; fit then stops at the next batch keeping them. Check the params (or the update) "
-    "after each optimizer step in train_batches and its NumPy twin, then remove this marker"))
-DIVERGING = [  # (loss, optimizer): each blows up within a few steps
+DIVERGING = [  # (loss, optimizer): each blows up within a few steps, the last four in the step itself
     ("mse", lambda: fastnn.optim.SGD(lr=1e6)),
-    pytest.param("mse", lambda: fastnn.optim.Adam(lr=1e38), marks=KEEPS_OVERFLOWING_STEP),
-    pytest.param("mae", lambda: fastnn.optim.Adam(lr=1e38), marks=KEEPS_OVERFLOWING_STEP),
-    pytest.param("huber", lambda: fastnn.optim.RMSprop(lr=1e38), marks=KEEPS_OVERFLOWING_STEP),
-    pytest.param("cross_entropy", lambda: fastnn.optim.SGD(lr=1e38, momentum=0.9), marks=KEEPS_OVERFLOWING_STEP),
+    ("mse", lambda: fastnn.optim.Adam(lr=1e38)),
+    ("mae", lambda: fastnn.optim.Adam(lr=1e38)),
+    ("huber", lambda: fastnn.optim.RMSprop(lr=1e38)),
+    ("cross_entropy", lambda: fastnn.optim.SGD(lr=1e38, momentum=0.9)),
 ]
 
 
@@ -93,22 +89,75 @@ def test_divergence_names_epoch_and_batch_and_keeps_finite_weights(rng, backend,
     X = rng.standard_normal((64, 3)) * 100
     y = np.arange(64) % 2 if loss == "cross_entropy" else X[:, 0] * 1e3
     model = fastnn.MLP([3, 8, 2 if loss == "cross_entropy" else 1], loss=loss, seed=0, backend=backend)
-    with np.errstate(over="ignore", invalid="ignore"):   # NumPy's own overflow warnings (backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # python -W error: NumPy's overflow warnings (backend="numpy") stay quiet
         with pytest.raises(FloatingPointError, match=r"epoch \d+, batch \d+"):
             model.fit(X, y, epochs=50, batch_size=8, optimizer=make_optimizer())
-        assert np.all(np.isfinite(model.params))
-        with pytest.warns(RuntimeWarning, match=r"epoch \d+, batch \d+"):
-            model.fit(X, y, epochs=50, batch_size=8, optimizer=make_optimizer(), on_divergence="warn")
     assert np.all(np.isfinite(model.params))
+    with pytest.warns(RuntimeWarning, match=r"epoch \d+, batch \d+") as caught:
+        model.fit(X, y, epochs=50, batch_size=8, optimizer=make_optimizer(), on_divergence="warn")
+    assert len(caught) == 1 and np.all(np.isfinite(model.params))   # fastnn's warning alone
+
+
+OVERFLOWING_AT_ONCE = {  # lr=1e39 rounds to inf in float32: the first step overflows, however small the gradient
+    "sgd": lambda: fastnn.optim.SGD(lr=1e39, momentum=0.9),
+    "adam": lambda: fastnn.optim.Adam(lr=1e39, amsgrad=True),
+    "rmsprop": lambda: fastnn.optim.RMSprop(lr=1e39, momentum=0.5, centered=True),
+    "adagrad": lambda: fastnn.optim.Adagrad(lr=1e39),
+}
 
 
 @pytest.mark.parametrize("backend", ["compiled", "numpy"])
-def test_a_diverging_train_step_changes_nothing(rng, backend):
+@pytest.mark.parametrize("opt", list(OVERFLOWING_AT_ONCE))
+def test_an_overflowing_step_is_undone(rng, backend, opt):
+    """fit stops at the step that overflowed with the weights, the optimizer's state and its step count as they
+    were before it (here the initial ones), so a warm start can go on from there"""
+    X, y = rng.standard_normal((32, 3)), rng.standard_normal(32)
+    model = fastnn.MLP([3, 8, 1], loss="mse", seed=0, backend=backend)
+    before, optimizer = model.params.copy(), OVERFLOWING_AT_ONCE[opt]()
+    with pytest.raises(FloatingPointError, match="optimizer step .* non-finite .* epoch 1, batch 1;"):
+        model.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer)
+    assert model.params.tobytes() == before.tobytes()
+    assert optimizer.step_count == 0 and not any(np.any(s) for s in optimizer.state.values())
+    optimizer.lr = 1e-3
+    model.fit(X, y, epochs=1, batch_size=8, warm_start=True)   # the same optimizer, from its restored state
+    assert optimizer.step_count == 4 and np.all(np.isfinite(model.params))
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+def test_an_overflow_late_in_the_step_undoes_all_of_it(rng, backend):
+    """A model large enough for the compiled step to run in parallel blocks (P >= 32768, 2 threads): only the
+    weights of one huge feature (the end of W0) and the next layer's overflow, after the blocks before them were
+    updated; every block is restored"""
+    X, y = rng.standard_normal((64, 200)), rng.standard_normal(64)
+    X[:, -1] *= 1e6
+    model = fastnn.MLP([200, 200, 1], loss="mse", seed=0, backend=backend, num_threads=2)
+    before, lr = model.params.copy(), 1e30
+    model.loss_and_gradients(X, y)                   # the gradient of the first (and only) batch
+    with np.errstate(over="ignore"):
+        stepped = before - np.float32(lr) * model.grads
+    first_bad = np.flatnonzero(~np.isfinite(stepped))[0]
+    assert first_bad >= 4 * 8192, "the premise: the first blocks of the step stay finite"
+    with pytest.raises(FloatingPointError, match="optimizer step"):
+        model.fit(X, y, epochs=1, batch_size=64, shuffle=False, optimizer=fastnn.optim.SGD(lr=lr))
+    assert model.params.tobytes() == before.tobytes()
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("case", ["loss", "step"])
+def test_a_diverging_train_step_changes_nothing(rng, backend, case):
     model = fastnn.MLP([3, 8, 1], loss="mse", seed=0, backend=backend)
     X = rng.standard_normal((16, 3))
-    before = model.params.copy()
-    with pytest.raises(FloatingPointError, match="not taken"), np.errstate(over="ignore", invalid="ignore"):
-        model.train_step(X * 1e30, X[:, 0] * 1e30, fastnn.optim.SGD(lr=1.0))
+    before, optimizer = model.params.copy(), OVERFLOWING_AT_ONCE["adam"]()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # python -W error: NumPy's overflow warnings (backend="numpy") stay quiet
+        if case == "loss":
+            with pytest.raises(FloatingPointError, match="not taken"):
+                model.train_step(X * 1e30, X[:, 0] * 1e30, fastnn.optim.SGD(lr=1.0))
+        else:
+            with pytest.raises(FloatingPointError, match="overflowed .* undone"):
+                model.train_step(X, X[:, 0], optimizer)
+            assert optimizer.step_count == 0 and not any(np.any(s) for s in optimizer.state.values())
     assert model.params.tobytes() == before.tobytes()
 
 

@@ -32,6 +32,9 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 INITS = ("auto", "he", "glorot")
 PREDICT_BLOCK = 256       # rows per thread per forward pass in predict: the activations stay in cache
 BATCH_UPDATE_SECONDS = 0.1  # how often fit returns to Python inside an epoch when a callback wants it
+# what train_batches' status (a TrainStatus, csrc/train.pxd) says diverged; the batch was not applied
+DIVERGED = {1: "the loss became non-finite", 2: "the gradient became non-finite",
+            3: "the optimizer step made the weights or its state non-finite (the step was undone)"}
 
 
 class _Workspace:
@@ -52,7 +55,7 @@ class _Workspace:
 class _EpochBuffers:
     """Everything the compiled epoch loop touches besides the model's own buffers, allocated once per fit."""
 
-    def __init__(self, model, batch_size, n_outputs):
+    def __init__(self, model, batch_size, n_outputs, state):
         dtype, sizes = model.dtype, model.layer_sizes
         B = batch_size
         workspace = B * sum(sizes[1:])
@@ -65,6 +68,8 @@ class _EpochBuffers:
         self.dpre, self.dpost = np.empty(workspace, dtype), np.empty(workspace, dtype)
         self.mask, self.dropped = np.empty(hidden, dtype), np.empty(hidden, dtype)
         self.partial = np.empty(max(1, -(-model.n_params // 8192)))
+        # params and the optimizer's state buffers before each step, to undo a step that overflows
+        self.backup = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
         self.metric = np.zeros(3 * n_outputs)
 
 
@@ -466,17 +471,28 @@ class MLP:
             return loss, [g.copy() for g in self._dW], [g.copy() for g in self._db]
 
     def train_step(self, X, y, optimizer, sample_weight=None):
-        """One optimizer step on the batch (X, y), kernel by kernel; returns the batch's loss before the step."""
+        """One optimizer step on the batch (X, y), kernel by kernel; returns the batch's loss before the step.
+        A non-finite loss or gradient, or a step that overflows, raises FloatingPointError and changes nothing."""
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
-        with self._guard.writing("train"):
+        # every overflow is caught below: NumPy's own warnings (backend="numpy") would only precede the error
+        with self._guard.writing("train"), np.errstate(all="ignore"):
             X, target, weights, labels = self._prepare(X, y, sample_weight)
+            state = [s for s in optimizer.state_buffers(self.params) if s is not None]
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
             if not np.all(np.isfinite(self.grads)):
                 raise FloatingPointError("the gradient is not finite; the step was not taken")
+            touched = (self.params, *state)
+            before, count = [a.copy() for a in touched], optimizer.step_count
             optimizer.step(self.params, self.grads, self.backend.raw)
+            if not all(np.all(np.isfinite(a)) for a in touched):
+                for a, saved in zip(touched, before):
+                    a[...] = saved
+                optimizer.step_count = count
+                raise FloatingPointError("the step overflowed the weights or the optimizer's state; it was undone "
+                                         "and the weights are unchanged (try a smaller lr)")
             vars(self).update(labels)
             return loss
 
@@ -499,8 +515,9 @@ class MLP:
             weighted mean, so the gradient scales with the weights.
         callbacks: fastnn.callbacks / fastnn.schedules objects. verbose=1 shows a progress bar.
         clip_grad_norm: clip the global gradient norm to this value each step (torch's clip_grad_norm_).
-        on_divergence: a non-finite loss or gradient stops training; "raise" (FloatingPointError naming the
-            epoch and batch) or "warn" (RuntimeWarning). The model keeps the weights of the last finite step.
+        on_divergence: a non-finite loss or gradient, or a step that overflows the weights or the optimizer's
+            state (it is undone), stops training; "raise" (FloatingPointError naming the epoch and batch) or
+            "warn" (RuntimeWarning). The model and the optimizer keep the weights and state of the last finite step.
         Every feature runs inside the compiled epoch loop; fit returns to Python between epochs (and every
         ~0.1 s inside one when a callback asks for batch updates, as the progress bar does)."""
         with self._guard.writing("fit"), blas_threads(self.threads):
@@ -588,7 +605,7 @@ class MLP:
             optimizer.reset()
         state = optimizer.state_buffers(self.params)    # refuses an optimizer that holds another model's state
         n_out = self.layer_sizes[-1]
-        buffers = _EpochBuffers(self, min(batch_size, n), n_out)
+        buffers = _EpochBuffers(self, min(batch_size, n), n_out, state)
         # every check has passed: from here on the call changes the model
         vars(self).update(labels)
         if not warm_start and self.n_iter_ > 0:   # a refit starts from the seed's initial weights, as scikit-learn's
@@ -615,18 +632,18 @@ class MLP:
                     status, ls, ws, step, stream, bad = self.backend.train.train_batches(
                         self.params, self.grads, *state, X, classes_arr, targets_arr, weights_arr, order,
                         buffers.xb, buffers.cb, buffers.tb, buffers.wb, buffers.pre, buffers.post, buffers.dpre,
-                        buffers.dpost, buffers.mask, buffers.dropped, buffers.partial, buffers.metric, self._sizes,
-                        self._offsets, self._starts, ACTIVATIONS.index(self.activation), self.negative_slope,
-                        list(LOSSES).index(self.loss), self.huber_delta, np.array(self.dropout, np.float64),
+                        buffers.dpost, buffers.mask, buffers.dropped, buffers.backup, buffers.partial, buffers.metric,
+                        self._sizes, self._offsets, self._starts, ACTIVATIONS.index(self.activation),
+                        self.negative_slope, list(LOSSES).index(self.loss), self.huber_delta,
+                        np.array(self.dropout, np.float64),
                         optimizer.kernel_hyper(), done, last, self._dropout_seed, self._dropout_stream,
                         optimizer.step_count, clip, self.threads)
                     optimizer.step_count, self._dropout_stream = int(step), int(stream)
                     loss_sum, weight_sum = loss_sum + ls, weight_sum + ws
                     if status != 0:
-                        what = "loss" if status == 1 else "gradient"
-                        message = (f"the {what} became non-finite at epoch {epoch + 1}, batch {bad + 1}; training "
-                                   f"stopped and the model keeps the weights of the last finite step (try a smaller "
-                                   f"lr or clip_grad_norm)")
+                        message = (f"{DIVERGED[status]} at epoch {epoch + 1}, batch {bad + 1}; training stopped "
+                                   f"and the model keeps the weights of the last finite step (try a smaller lr or "
+                                   f"clip_grad_norm)")
                         if on_divergence == "raise":
                             raise FloatingPointError(message)
                         warnings.warn(message, RuntimeWarning, stacklevel=3)
