@@ -478,13 +478,12 @@ class MLP:
         # every overflow is caught below: NumPy's own warnings (backend="numpy") would only precede the error
         with self._guard.writing("train"), np.errstate(all="ignore"):
             X, target, weights, labels = self._prepare(X, y, sample_weight)
-            state = [s for s in optimizer.state_buffers(self.params) if s is not None]
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
             if not np.all(np.isfinite(self.grads)):
                 raise FloatingPointError("the gradient is not finite; the step was not taken")
-            touched = (self.params, *state)
+            touched = (self.params, *(s for s in optimizer.state_buffers(self.params) if s is not None))
             before, count = [a.copy() for a in touched], optimizer.step_count
             optimizer.step(self.params, self.grads, self.backend.raw)
             if not all(np.all(np.isfinite(a)) for a in touched):
@@ -635,9 +634,8 @@ class MLP:
                         buffers.dpost, buffers.mask, buffers.dropped, buffers.backup, buffers.partial, buffers.metric,
                         self._sizes, self._offsets, self._starts, ACTIVATIONS.index(self.activation),
                         self.negative_slope, list(LOSSES).index(self.loss), self.huber_delta,
-                        np.array(self.dropout, np.float64),
-                        optimizer.kernel_hyper(), done, last, self._dropout_seed, self._dropout_stream,
-                        optimizer.step_count, clip, self.threads)
+                        np.array(self.dropout, np.float64), optimizer.kernel_hyper(), done, last, self._dropout_seed,
+                        self._dropout_stream, optimizer.step_count, clip, self.threads)
                     optimizer.step_count, self._dropout_stream = int(step), int(stream)
                     loss_sum, weight_sum = loss_sum + ls, weight_sum + ws
                     if status != 0:
