@@ -1,8 +1,9 @@
 """Whole-epoch training and whole-network inference in C (see train.pxd for the layout).
 
 `train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows,
-runs forward, loss, backward, the gradient-norm check (and clipping) and the optimizer step, with no Python, no
-allocation and no call back into NumPy. `predict_rows` runs the forward pass of every row block in parallel.
+runs forward, loss, backward, the gradient-norm check (and clipping) and the optimizer step (undone if it
+overflowed), with no Python, no allocation and no call back into NumPy. `predict_rows` runs the forward pass of
+every row block in parallel.
 The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
 """
 from cython cimport floating
@@ -15,8 +16,9 @@ cimport dense
 cimport dropout
 cimport losses
 cimport optim
+from optim cimport NORM_BLOCK, PARALLEL_MIN_P
 from train cimport (Hyper, Net, SGD, ADAM, RMSPROP, ADAGRAD, SOFTMAX, SIGMOID, IDENTITY_OUTPUT,
-                   TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT)
+                   TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_STEP)
 
 import numpy as np
 
@@ -36,6 +38,69 @@ cdef void _optimizer_step(const Hyper* h, floating* params, floating* s0, floati
     else:
         optim.adagrad_step(params, s0, grads, P, step, h.lr, h.lr_decay, h.weight_decay, h.eps, h.maximize,
                            num_threads)
+
+
+cdef void _copy_state(floating* params, floating* s0, floating* s1, floating* s2, floating* backup, Py_ssize_t P,
+                      Py_ssize_t lo, Py_ssize_t n, bint back) noexcept nogil:
+    """Elements [lo, lo + n) of params and of the optimizer states in use (non-NULL) into backup, each at k * P in
+    that order; back: the other way, undoing a step"""
+    cdef floating* live[4]
+    cdef int k
+    cdef Py_ssize_t at = lo
+    live[0], live[1], live[2], live[3] = params, s0, s1, s2
+    for k in range(4):
+        if live[k] != NULL:
+            if back:
+                memcpy(live[k] + lo, backup + at, n * sizeof(floating))
+            else:
+                memcpy(backup + at, live[k] + lo, n * sizeof(floating))
+            at += P
+
+
+cdef inline floating* _shift(floating* a, Py_ssize_t lo) noexcept nogil:
+    return a + lo if a != NULL else NULL
+
+
+cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
+                     const floating* grads, floating* backup, Py_ssize_t P, Py_ssize_t lo, Py_ssize_t n,
+                     int64_t step) noexcept nogil:
+    """Elements [lo, lo + n) of the optimizer step, while they are in cache: keep them in backup, update them,
+    and return whether any of them (params or state) became inf/NaN"""
+    cdef int bad
+    _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
+    _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step, 1)
+    bad = optim.any_nonfinite(params + lo, n)
+    if s0 != NULL:
+        bad |= optim.any_nonfinite(s0 + lo, n)
+    if s1 != NULL:
+        bad |= optim.any_nonfinite(s1 + lo, n)
+    if s2 != NULL:
+        bad |= optim.any_nonfinite(s2 + lo, n)
+    return bad
+
+
+cdef bint _checked_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
+                        const floating* grads, floating* backup, double* flags, Py_ssize_t P, int64_t step,
+                        int num_threads) noexcept nogil:
+    """The optimizer step, undone (params and states as before it) when it makes any of them inf/NaN; returns
+    whether it stood. A finite gradient can still overflow the step (a huge lr). It runs in blocks of
+    NORM_BLOCK, each kept, updated and checked while in cache: beside the step itself, only the backup's
+    writes reach memory. The elements are independent: the same bits in blocks, spans or one pass."""
+    cdef Py_ssize_t b, nb = optim.norm_blocks(P)
+    cdef bint bad = False
+    if nb > 1 and num_threads > 1 and P >= PARALLEL_MIN_P:
+        for b in prange(nb, num_threads=num_threads, schedule='static'):
+            flags[b] = _step_block(h, params, s0, s1, s2, grads, backup, P, b * NORM_BLOCK,
+                                   min(NORM_BLOCK, P - b * NORM_BLOCK), step)
+    else:
+        for b in range(nb):
+            flags[b] = _step_block(h, params, s0, s1, s2, grads, backup, P, b * NORM_BLOCK,
+                                   min(NORM_BLOCK, P - b * NORM_BLOCK), step)
+    for b in range(nb):
+        bad = bad or flags[b] != 0
+    if bad:
+        _copy_state(params, s0, s1, s2, backup, P, 0, P, True)
+    return not bad
 
 
 cdef void _network_forward(const Net* net, const floating* params, const floating* x, int nb, Py_ssize_t B,
@@ -103,13 +168,15 @@ cdef int _train_batches(const Net* net, const Hyper* h,
                         floating* xb, int64_t* cb, floating* tb, floating* wb,   # workspace: the batch's rows
                         floating* pre, floating* post, floating* dpre, floating* dpost,
                         floating* mask, floating* dropped, double* partial,      # workspace
+                        floating* backup,                                        # workspace: params, state
                         double* metric,                                          # IN/OUT running metric sums
                         Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
                         uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
                         double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
                         int num_threads) noexcept nogil:
     """Batches first..last-1 of the epoch: forward, loss, backward, norm check/clip, optimizer step.
-    Returns a TrainStatus; on a non-finite loss or gradient the batch is not applied and bad_batch names it."""
+    Returns a TrainStatus; on a non-finite loss, gradient or step the batch is not applied (the step is undone:
+    params and state as before it) and bad_batch names it."""
     cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, r, nb
     cdef Py_ssize_t batch, lo, idx, at, below, out_at = B * net.starts[L - 1]
     cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL)
@@ -174,7 +241,10 @@ cdef int _train_batches(const Net* net, const Hyper* h,
             if coef < 1:
                 optim.scale_in_place(grads, net.P, <floating>coef, num_threads)
         step[0] += 1
-        _optimizer_step(h, params, s0, s1, s2, grads, net.P, step[0], num_threads)
+        if not _checked_step(h, params, s0, s1, s2, grads, backup, partial, net.P, step[0], num_threads):
+            step[0] -= 1
+            bad_batch[0] = batch
+            return NONFINITE_STEP
         loss_sum[0] += loss * wsum
         weight_sum[0] += wsum
     return TRAIN_OK
@@ -273,7 +343,8 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
                   floating[:, ::1] xb not None, int64_t[::1] cb not None, floating[:, ::1] tb not None,
                   floating[::1] wb not None, floating[::1] pre not None, floating[::1] post not None,
                   floating[::1] dpre not None, floating[::1] dpost not None, floating[::1] mask not None,
-                  floating[::1] dropped not None, double[::1] partial not None, double[::1] metric not None,
+                  floating[::1] dropped not None, floating[::1] backup not None, double[::1] partial not None,
+                  double[::1] metric not None,
                   const int[::1] sizes not None, const Py_ssize_t[::1] offsets not None,
                   const Py_ssize_t[::1] starts not None, int activation, double activation_param, int loss,
                   double delta, const double[::1] dropout_rates not None, dict hyper not None,
@@ -282,7 +353,8 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     """Train on batches [first, last) of an epoch whose sample order is `order` (see the module docstring).
     Returns (status, loss_sum, weight_sum, step, stream, bad_batch): the loss summed over the batches weighted
     by their weight sums, the optimizer's step count and the dropout stream after the last batch applied;
-    `metric` accumulates the running training metric's sums."""
+    `metric` accumulates the running training metric's sums. `backup` holds P elements for params and for each
+    optimizer state the options use."""
     cdef Net net
     cdef Hyper h
     cdef Py_ssize_t n = X.shape[0], B = xb.shape[0], P = params.shape[0], r, n_batches, workspace
@@ -350,12 +422,13 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     s2 = _optional(params, state2, "state2", (h.kind == ADAM and h.amsgrad) or (h.kind == RMSPROP and h.momentum > 0))
     if step < 0:
         raise ValueError(f"train: step must be >= 0, got {step}")
+    _at_least("backup", backup.shape[0], P * (1 + (s0 != NULL) + (s1 != NULL) + (s2 != NULL)))
     with nogil:
         status = _train_batches(&net, &h, &params[0], &grads[0], s0, s1, s2, &X[0, 0], c, t, w, &order[0], n,
                                 &xb[0, 0], &cb[0], &tb[0, 0], &wb[0], &pre[0], &post[0], &dpre[0], &dpost[0],
                                 &mask[0] if mask.shape[0] else NULL, &dropped[0] if dropped.shape[0] else NULL,
-                                &partial[0], &metric[0], B, first, last, seed, &stream, &step, clip_norm, &loss_sum,
-                                &weight_sum, &bad_batch, num_threads)
+                                &partial[0], &backup[0], &metric[0], B, first, last, seed, &stream, &step, clip_norm,
+                                &loss_sum, &weight_sum, &bad_batch, num_threads)
     return status, loss_sum, weight_sum, step, stream, bad_batch
 
 

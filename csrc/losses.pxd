@@ -94,9 +94,10 @@ cdef inline double _softmax_row(floating* p,                             # OUT (
             k = o
     m = z[k]
     for o in range(O):
-        p[o] = _exp(z[o] - m)
         if o != k:
+            p[o] = _exp(z[o] - m)
             rest += p[o]
+    p[k] = 1    # exp(0), written: for an infinite max z_k - m is NaN, and an inf logit wins outright (the reference)
     for o in range(O):
         p[o] /= 1 + rest
     z_max[0] = m

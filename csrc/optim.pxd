@@ -267,6 +267,16 @@ cdef inline double grad_norm_sq(const floating* grads,               # IN  (P,)
     return total
 
 
+cdef inline int any_nonfinite(const floating* a, Py_ssize_t n) noexcept nogil:
+    """Whether some a_i is inf or NaN: a_i - a_i is 0 for a finite a_i and NaN otherwise (no -ffast-math folds
+    it), OR-ed as integers, which GCC vectorises in the array's own lanes (a float sum it would not reorder)"""
+    cdef Py_ssize_t i
+    cdef int bad = 0
+    for i in range(n):
+        bad |= (a[i] - a[i]) != 0
+    return bad
+
+
 cdef inline double clip_coefficient(double norm, double max_norm) noexcept nogil:
     """torch.nn.utils.clip_grad_norm_'s factor: min(1, max_norm / (norm + 1e-6))"""
     cdef double coef = max_norm / (norm + 1e-6)

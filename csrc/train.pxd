@@ -24,6 +24,7 @@ cdef enum TrainStatus:
     TRAIN_OK = 0
     NONFINITE_LOSS = 1          # the batch's loss was NaN/inf: nothing was updated
     NONFINITE_GRADIENT = 2      # the batch's gradient was NaN/inf: nothing was updated
+    NONFINITE_STEP = 3          # the optimizer step made the params or its state NaN/inf: it was undone
 
 
 ctypedef struct Hyper:          # the optimizer, as torch.optim names its hyper-parameters

@@ -238,9 +238,9 @@ def test_invalid_input_is_refused_by_every_method(data, broken):
     else:
         Xb, (yb, error, message) = X, bad_y(data.draw, model, X, y)
     calls = [lambda: model.evaluate(Xb, yb), lambda: model.train_step(Xb, yb, fastnn.optim.SGD()),
-             lambda: model.loss_and_gradients(Xb, yb)]
-    if broken == "X":   # score checks y too loosely to be fuzzed with a broken y: see test_score_checks_y
-        calls += [lambda: model.predict(Xb), lambda: model.score(Xb, yb)]
+             lambda: model.loss_and_gradients(Xb, yb), lambda: model.score(Xb, yb)]
+    if broken == "X":
+        calls += [lambda: model.predict(Xb)]
         calls += [lambda: model.predict_proba(Xb)] if model.is_classifier else []
     if "never seen" not in message:   # fit learns whatever labels it is given
         calls.append(lambda: model.fit(Xb, yb, epochs=1))
@@ -251,13 +251,6 @@ def test_invalid_input_is_refused_by_every_method(data, broken):
     assert (classes is None and model.classes_ is None) or np.array_equal(model.classes_, classes)
 
 
-SCORE_BUG = pytest.mark.xfail(strict=True, reason=(
-    "bug (score): y's shape is not checked, so numpy broadcasts it against the predictions (a wrong accuracy, or "
-    "its own broadcast error); validate y with self._encode_y(y, n, fit=False) as evaluate does, then remove this "
-    "marker and let test_invalid_input_is_refused_by_every_method call score with a broken y too"))
-
-
-@SCORE_BUG
 @pytest.mark.parametrize("loss, n_out, y", [
     ("cross_entropy", 2, np.stack([np.arange(2) % 2] * 2, axis=1)),   # (2, 2) labels: broadcast, no error
     ("binary_cross_entropy", 2, np.zeros((2, 1))),                     # one column for two labels: broadcast
@@ -265,30 +258,45 @@ SCORE_BUG = pytest.mark.xfail(strict=True, reason=(
     ("mse", 2, np.zeros((2, 3))),
 ])
 def test_score_checks_y(loss, n_out, y):
+    """y's shape is checked, not broadcast against the predictions (a wrong accuracy, or NumPy's own error)"""
     model = fastnn.MLP([1, n_out], loss=loss, seed=0)
     model.fit(np.zeros((2, 1)), np.arange(2) % 2 if loss == "cross_entropy" else np.zeros((2, n_out)), epochs=1)
     with pytest.raises(ValueError, match=r"y.* shape \(2, [123]\)"):
         model.score(np.zeros((2, 1)), y)
 
 
-@pytest.mark.xfail(strict=True, reason="MLP(None) raises TypeError(\"'NoneType' object is not iterable\"), which does "
-                                       "not name layer_sizes; remove this marker once __init__ says so")
 @pytest.mark.parametrize("layer_sizes", [None, 5])
 def test_layer_sizes_that_are_not_a_list_are_named(layer_sizes):
     with pytest.raises((TypeError, ValueError), match="layer_sizes"):
         fastnn.MLP(layer_sizes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug (fit): _encode_y(fit=True) sets classes_ before fit's later checks (validation_data, class_weight, "
-    "monitor...) can refuse, so a refused fit leaves the old weights under the new labels. Set classes_ only once "
-    "every check has passed, then remove this marker"))
-def test_a_refused_fit_keeps_the_labels(rng):
+@pytest.mark.parametrize("refused, error", [
+    (dict(validation_data="not a pair"), "validation_data"),
+    (dict(validation_data=(np.zeros((2, 3)), ["a", "b"])), "never seen"),   # the new labels are c and d
+    (dict(class_weight={"a": 2.0}), "class_weight"),
+    (dict(early_stopping=True, monitor="val_loss"), "no validation data"),
+    (dict(callbacks=["not a callback"]), "callbacks"),                      # checked after the labels were learnt
+])
+def test_a_refused_fit_keeps_the_labels_and_the_weights(rng, refused, error):
+    """fit learns y's labels (and re-initialises a refit) only once every check has passed: a refused fit
+    leaves neither the old weights under new labels nor fresh weights under the old ones"""
     X = rng.standard_normal((20, 3))
     model = fastnn.MLP([3, 4, 2], seed=0)
     model.fit(X, np.array(["a", "b"] * 10), epochs=1)
-    with pytest.raises(ValueError, match="validation_data"):
-        model.fit(X, np.array(["c", "d"] * 10), validation_data="not a pair")
+    params = model.params.copy()
+    with pytest.raises((TypeError, ValueError), match=error):
+        model.fit(X, np.array(["c", "d"] * 10), epochs=1, **refused)
+    assert model.classes_.tolist() == ["a", "b"] and model.params.tobytes() == params.tobytes()
+
+
+def test_a_refused_partial_fit_sets_no_labels(rng):
+    X = rng.standard_normal((20, 3))
+    model = fastnn.MLP([3, 4, 2], seed=0)
+    with pytest.raises(ValueError, match="never seen"):
+        model.partial_fit(X, np.array(["a", "c"] * 10), classes=["a", "b"])
+    assert model.classes_ is None
+    model.partial_fit(X, np.array(["a", "a"] * 10), classes=["a", "b"])     # y need not hold every label
     assert model.classes_.tolist() == ["a", "b"]
 
 

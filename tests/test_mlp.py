@@ -223,6 +223,7 @@ def test_bad_y_is_refused(fitted, rng):
     (dict(activation="swish"), ValueError, "unknown activation"),
     (dict(loss="hinge"), ValueError, "unknown loss"),
     (dict(dtype="int32"), TypeError, "float32 or float64"),
+    (dict(dtype=None), ValueError, "dtype must be"),   # np.dtype(None) would silently be float64
     (dict(init="orthogonal"), ValueError, "unknown init"),
     (dict(backend="cuda"), ValueError, "unknown backend"),
     (dict(huber_delta=0.0), ValueError, "huber_delta"),

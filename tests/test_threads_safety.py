@@ -89,6 +89,16 @@ def test_a_model_does_not_train_while_it_predicts(problem, second):
         assert np.array_equal(model.predict(X), model.predict(X.copy()))   # reading alongside is fine
 
 
+def test_a_partial_fit_refused_by_the_guard_sets_no_labels(rng):
+    """partial_fit's classes become the model's only under the model's guard, once the call may proceed"""
+    X, y = rng.standard_normal((64, 5)), np.arange(64) % 3
+    model = fastnn.MLP([5, 8, 3], seed=0)
+    with inside(model, "fit", X, y):
+        with pytest.raises(RuntimeError, match="in use by another thread"):
+            model.partial_fit(X, np.array(["a", "b", "c"])[y], classes=["a", "b", "c"])
+        assert model.classes_ is None
+
+
 def test_a_failed_fit_frees_the_model(problem):
     model, X, y = problem
     with pytest.raises(ValueError):

@@ -226,17 +226,18 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
     m = model("compiled", "cross_entropy")
     m.fit(X, y, epochs=1)
     from fastnn.mlp import _EpochBuffers
-    buf = _EpochBuffers(m, 8, 3)
     state = m.optimizer_.state_buffers(m.params)
-    args = lambda order, classes, pre: (m.params, m.grads, *state, np.ascontiguousarray(X), classes, None, None,  # noqa
-                                        order, buf.xb, buf.cb, buf.tb, buf.wb, pre, buf.post, buf.dpre, buf.dpost,
-                                        buf.mask, buf.dropped, buf.partial, buf.metric, m._sizes, m._offsets,
-                                        m._starts, 4, 0.0, 0, 1.0, np.zeros(2), m.optimizer_.kernel_hyper(), 0, 3,
-                                        0, 0, 1, 0.0, 1)
+    buf = _EpochBuffers(m, 8, 3, state)
+    args = lambda order, classes, pre, backup=buf.backup: (  # noqa: E731
+        m.params, m.grads, *state, np.ascontiguousarray(X), classes, None, None, order, buf.xb, buf.cb, buf.tb,
+        buf.wb, pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, backup, buf.partial, buf.metric, m._sizes,
+        m._offsets, m._starts, 4, 0.0, 0, 1.0, np.zeros(2), m.optimizer_.kernel_hyper(), 0, 3, 0, 0, 1, 0.0, 1)
     good_order, good_classes = np.arange(20, dtype=np.int64), y.astype(np.int64)
     with pytest.raises(ValueError, match="order"):
         fastnn._train.train_batches(*args(good_order * 2, good_classes, buf.pre))
     with pytest.raises(ValueError, match="class index"):
         fastnn._train.train_batches(*args(good_order, good_classes + 3, buf.pre))
+    with pytest.raises(ValueError, match="backup"):      # Adam's params and 2 moments need 3 P
+        fastnn._train.train_batches(*args(good_order, good_classes, buf.pre, buf.backup[:2 * m.n_params]))
     with pytest.raises(ValueError, match="pre"):
         fastnn._train.train_batches(*args(good_order, good_classes, buf.pre[:10]))

@@ -6,6 +6,7 @@ optimizer step is one kernel call over flat arrays. `fit` runs each epoch in one
 (`train_batches`, csrc/_train.pyx, or its NumPy twin for backend="numpy") over workspaces allocated once.
 """
 import contextlib
+import inspect
 import numbers
 import threading
 import time
@@ -31,6 +32,9 @@ CLASSIFICATION_LOSSES = ("cross_entropy", "binary_cross_entropy")
 INITS = ("auto", "he", "glorot")
 PREDICT_BLOCK = 256       # rows per thread per forward pass in predict: the activations stay in cache
 BATCH_UPDATE_SECONDS = 0.1  # how often fit returns to Python inside an epoch when a callback wants it
+# what train_batches' status (a TrainStatus, csrc/train.pxd) says diverged; the batch was not applied
+DIVERGED = {1: "the loss became non-finite", 2: "the gradient became non-finite",
+            3: "the optimizer step made the weights or its state non-finite (the step was undone)"}
 
 
 class _Workspace:
@@ -51,7 +55,7 @@ class _Workspace:
 class _EpochBuffers:
     """Everything the compiled epoch loop touches besides the model's own buffers, allocated once per fit."""
 
-    def __init__(self, model, batch_size, n_outputs):
+    def __init__(self, model, batch_size, n_outputs, state):
         dtype, sizes = model.dtype, model.layer_sizes
         B = batch_size
         workspace = B * sum(sizes[1:])
@@ -64,6 +68,8 @@ class _EpochBuffers:
         self.dpre, self.dpost = np.empty(workspace, dtype), np.empty(workspace, dtype)
         self.mask, self.dropped = np.empty(hidden, dtype), np.empty(hidden, dtype)
         self.partial = np.empty(max(1, -(-model.n_params // 8192)))
+        # params and the optimizer's state buffers before each step, to undo a step that overflows
+        self.backup = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
         self.metric = np.zeros(3 * n_outputs)
 
 
@@ -148,8 +154,13 @@ class MLP:
     def __init__(self, layer_sizes, activation="relu", loss="cross_entropy", dtype="float32", seed=None,
                  init="auto", backend="compiled", negative_slope=0.01, huber_delta=1.0, dropout=0.0,
                  num_threads=None):
-        sizes = list(layer_sizes) if not isinstance(layer_sizes, (str, bytes)) else None
-        if not sizes or len(sizes) < 2:
+        try:
+            sizes = None if isinstance(layer_sizes, (str, bytes)) else list(layer_sizes)
+        except TypeError:   # None, a number: name the argument rather than let list() speak
+            sizes = None
+        if sizes is None:
+            raise TypeError(f"layer_sizes must be a list of layer widths such as [4, 16, 3], got {layer_sizes!r}")
+        if len(sizes) < 2:
             raise ValueError(f"layer_sizes needs at least an input and an output size, got {layer_sizes!r}")
         self.layer_sizes = [_as_int("every layer size", s, 1) for s in sizes]
         if activation not in ACTIVATIONS:
@@ -158,6 +169,8 @@ class MLP:
             raise ValueError(f"unknown loss {loss!r}; choose one of {tuple(LOSSES)}")
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+        if dtype is None:   # np.dtype(None) is float64, not MLP's default float32: refuse rather than guess
+            raise ValueError("dtype must be 'float32' or 'float64', got None (MLP's default is 'float32')")
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
@@ -302,8 +315,10 @@ class MLP:
             raise ValueError(f"X contains NaN or inf, or values too large for {self.dtype}")
         return X
 
-    def _encode_y(self, y, n, fit):
-        """Targets in kernel form: int64 class indices (cross_entropy) or a float (n, O) array."""
+    def _encode_y(self, y, n, fit, classes=None):
+        """Targets in kernel form, int64 class indices (cross_entropy) or a float (n, O) array, and the labels
+        learnt from y when `fit` ({"classes_": ..., "_y_1d": ...}; else {}). Stores nothing: a fit sets the labels
+        only once every check has passed. classes: the labels to encode against (default classes_)."""
         if hasattr(y, "to_numpy"):
             y = y.to_numpy()
         y = np.asarray(y)
@@ -324,8 +339,8 @@ class MLP:
                 if len(classes) != n_out:
                     raise ValueError(f"y has {len(classes)} distinct labels but the output layer has {n_out} "
                                      f"units; labels: {classes[:10].tolist()}")
-                self.classes_ = classes
-            return self._label_indices(y)
+                return self._label_indices(y, classes), {"classes_": classes}
+            return self._label_indices(y, self.classes_ if classes is None else classes), {}
         if self.loss == "binary_cross_entropy":
             target = y.reshape(n, 1) if y.ndim == 1 else y
             if target.dtype.kind not in "biuf" or target.ndim != 2 or target.shape[1] != n_out:
@@ -334,10 +349,7 @@ class MLP:
             target = np.ascontiguousarray(target, dtype=self.dtype)
             if not np.all((target >= 0) & (target <= 1)):
                 raise ValueError("binary_cross_entropy targets must lie in [0, 1]")
-            if fit:
-                self.classes_ = np.arange(n_out)
-                self._y_1d = y.ndim == 1
-            return target
+            return target, ({"classes_": np.arange(n_out), "_y_1d": y.ndim == 1} if fit else {})
         if y.dtype.kind not in "biuf":
             raise TypeError(f"regression targets must be numeric, got dtype {y.dtype}")
         target = y.reshape(n, 1) if y.ndim == 1 else y
@@ -346,12 +358,10 @@ class MLP:
         target = np.ascontiguousarray(target, dtype=self.dtype)
         if not np.all(np.isfinite(target)):
             raise ValueError("y contains NaN or inf")
-        if fit:
-            self._y_1d = y.ndim == 1
-        return target
+        return target, ({"_y_1d": y.ndim == 1} if fit else {})
 
-    def _label_indices(self, y):
-        classes = self.classes_
+    @staticmethod
+    def _label_indices(y, classes):
         try:
             idx = np.searchsorted(classes, y)
         except TypeError:
@@ -441,34 +451,48 @@ class MLP:
                 dx *= ws.mask[l - 1]
         return float(loss)
 
-    def _prepare(self, X, y, sample_weight=None, fit=False):
+    def _prepare(self, X, y, sample_weight=None):
+        """X, the targets and the weights checked, and the labels y teaches an unfitted classifier (to be set
+        once the call succeeds)."""
         X = self._check_X(X)
-        target = self._encode_y(y, X.shape[0], fit=fit or (self.classes_ is None and self.is_classifier))
+        target, labels = self._encode_y(y, X.shape[0], fit=self.classes_ is None and self.is_classifier)
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
-        return X, target, weights
+        return X, target, weights, labels
 
     def loss_and_gradients(self, X, y, sample_weight=None):
         """The mean loss on (X, y) and its gradients: (loss, [dW per layer], [db per layer]), copies.
         Dropout, if any, is applied as in training."""
         with self._guard.writing("compute gradients"):
-            X, target, weights = self._prepare(X, y, sample_weight)
+            X, target, weights, labels = self._prepare(X, y, sample_weight)
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
+            vars(self).update(labels)
             return loss, [g.copy() for g in self._dW], [g.copy() for g in self._db]
 
     def train_step(self, X, y, optimizer, sample_weight=None):
-        """One optimizer step on the batch (X, y), kernel by kernel; returns the batch's loss before the step."""
+        """One optimizer step on the batch (X, y), kernel by kernel; returns the batch's loss before the step.
+        A non-finite loss or gradient, or a step that overflows, raises FloatingPointError and changes nothing."""
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
-        with self._guard.writing("train"):
-            X, target, weights = self._prepare(X, y, sample_weight)
+        # every overflow is caught below: NumPy's own warnings (backend="numpy") would only precede the error
+        with self._guard.writing("train"), np.errstate(all="ignore"):
+            X, target, weights, labels = self._prepare(X, y, sample_weight)
             loss = self._loss_and_backward(X, target, self._workspace(X.shape[0]), weights)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss}; the step was not taken and the weights are unchanged")
             if not np.all(np.isfinite(self.grads)):
                 raise FloatingPointError("the gradient is not finite; the step was not taken")
+            touched = (self.params, *(s for s in optimizer.state_buffers(self.params) if s is not None))
+            before, count = [a.copy() for a in touched], optimizer.step_count
             optimizer.step(self.params, self.grads, self.backend.raw)
+            if not all(np.all(np.isfinite(a)) for a in touched):
+                for a, saved in zip(touched, before):
+                    a[...] = saved
+                optimizer.step_count = count
+                raise FloatingPointError("the step overflowed the weights or the optimizer's state; it was undone "
+                                         "and the weights are unchanged (try a smaller lr)")
+            vars(self).update(labels)
             return loss
 
     # ---------------------------------------------------------------- fit: one compiled call per epoch
@@ -490,8 +514,9 @@ class MLP:
             weighted mean, so the gradient scales with the weights.
         callbacks: fastnn.callbacks / fastnn.schedules objects. verbose=1 shows a progress bar.
         clip_grad_norm: clip the global gradient norm to this value each step (torch's clip_grad_norm_).
-        on_divergence: a non-finite loss or gradient stops training; "raise" (FloatingPointError naming the
-            epoch and batch) or "warn" (RuntimeWarning). The model keeps the weights of the last finite step.
+        on_divergence: a non-finite loss or gradient, or a step that overflows the weights or the optimizer's
+            state (it is undone), stops training; "raise" (FloatingPointError naming the epoch and batch) or
+            "warn" (RuntimeWarning). The model and the optimizer keep the weights and state of the last finite step.
         Every feature runs inside the compiled epoch loop; fit returns to Python between epochs (and every
         ~0.1 s inside one when a callback asks for batch updates, as the progress bar does)."""
         with self._guard.writing("fit"), single_threaded_blas():
@@ -502,18 +527,15 @@ class MLP:
     def partial_fit(self, X, y, classes=None, sample_weight=None, optimizer=None, batch_size=32, shuffle=True):
         """One epoch on (X, y), keeping the weights and the optimizer state (scikit-learn's partial_fit).
         classes: every label, needed on the first call of a classifier when y may not hold them all."""
-        if classes is not None and self.classes_ is None and self.loss == "cross_entropy":
-            classes = np.unique(np.asarray(classes))
-            if len(classes) != self.layer_sizes[-1]:
-                raise ValueError(f"classes has {len(classes)} labels but the output layer has "
-                                 f"{self.layer_sizes[-1]} units")
-            self.classes_ = classes
-        return self.fit(X, y, epochs=1, batch_size=batch_size, optimizer=optimizer, sample_weight=sample_weight,
-                        warm_start=True, shuffle=shuffle)
+        options = dict(_FIT_DEFAULTS, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
+                       sample_weight=sample_weight, warm_start=True)
+        with self._guard.writing("fit"), blas_threads(self.threads):
+            return self._fit(X, y, **options, classes=classes)
 
     def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
              early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight, sample_weight,
-             callbacks, warm_start, verbose, clip_grad_norm, on_divergence):
+             callbacks, warm_start, verbose, clip_grad_norm, on_divergence, classes=None):
+        """fit, and partial_fit with its `classes`. The model changes only once every check has passed."""
         epochs = _as_int("epochs", epochs, 0)
         batch_size = _as_int("batch_size", batch_size, 1)
         if on_divergence not in ("raise", "warn"):
@@ -524,8 +546,15 @@ class MLP:
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(f"optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
         X = self._check_X(X)
-        keep_classes = warm_start and self.classes_ is not None
-        target = self._encode_y(y, X.shape[0], fit=not keep_classes)
+        if classes is not None and self.classes_ is None and self.loss == "cross_entropy":
+            classes = np.unique(np.asarray(classes))    # partial_fit's first call: every label y may hold
+            if len(classes) != self.layer_sizes[-1]:
+                raise ValueError(f"classes has {len(classes)} labels but the output layer has "
+                                 f"{self.layer_sizes[-1]} units")
+            target, labels = self._encode_y(y, X.shape[0], fit=False, classes=classes)[0], {"classes_": classes}
+        else:
+            target, labels = self._encode_y(y, X.shape[0], fit=not (warm_start and self.classes_ is not None))
+        classes = labels.get("classes_", self.classes_)     # classes_ itself is set once every check has passed
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0])
@@ -533,8 +562,14 @@ class MLP:
             if self.loss != "cross_entropy":
                 raise ValueError("class_weight needs loss='cross_entropy' (one class per sample)")
             per_class = _training.sample_weights_from_class_weight(class_weight, target, self.layer_sizes[-1],
-                                                                   self.classes_)
+                                                                   classes)
             weights = per_class if weights is None else weights * per_class
+        metric = "accuracy" if self.is_classifier else "r2"
+        if early_stopping and monitor.startswith("val_") and validation_data is None and not validation_split:
+            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data: pass "
+                             f"validation_split or validation_data, or monitor='loss'")
+        if early_stopping and monitor not in ("loss", metric, "val_loss", "val_" + metric):
+            raise ValueError(f"monitor must be one of 'loss', {metric!r}, 'val_loss', 'val_{metric}', got {monitor!r}")
         # validation: held out before shuffling, stratified for classification
         X_val = y_val = None
         if validation_data is not None:
@@ -545,7 +580,7 @@ class MLP:
             except (TypeError, ValueError):
                 raise ValueError("validation_data must be a pair (X_val, y_val)") from None
             X_val = self._check_X(X_val)
-            self._encode_y(y_val, X_val.shape[0], fit=False)
+            self._encode_y(y_val, X_val.shape[0], fit=False, classes=classes)
         elif validation_split:
             if self.loss == "cross_entropy":
                 train_idx, val_idx = _training.stratified_split(target, validation_split, self._split_rng)
@@ -556,17 +591,6 @@ class MLP:
             X, target = X[train_idx], target[train_idx]
             weights = None if weights is None else weights[train_idx]
         n = X.shape[0]
-        metric = "accuracy" if self.is_classifier else "r2"
-        if early_stopping and monitor.startswith("val_") and X_val is None:
-            raise ValueError(f"early stopping monitors {monitor!r} but there is no validation data: pass "
-                             f"validation_split or validation_data, or monitor='loss'")
-        if early_stopping and monitor not in ("loss", metric, "val_loss", "val_" + metric):
-            raise ValueError(f"monitor must be one of 'loss', {metric!r}, 'val_loss', 'val_{metric}', got {monitor!r}")
-        if not warm_start:
-            if self.n_iter_ > 0:  # a refit starts from the seed's initial weights, as scikit-learn's
-                self._initialize()
-                self._dropout_stream = 0
-            optimizer.reset()
         history = History()
         callback_list = [history]
         if early_stopping:
@@ -576,11 +600,18 @@ class MLP:
             callback_list.append(ProgressBar())
         callback_list.extend(callbacks or [])
         cbs = CallbackList(callback_list, self)
+        if not warm_start:
+            optimizer.reset()
+        state = optimizer.state_buffers(self.params)    # refuses an optimizer that holds another model's state
+        n_out = self.layer_sizes[-1]
+        buffers = _EpochBuffers(self, min(batch_size, n), n_out, state)
+        # every check has passed: from here on the call changes the model
+        vars(self).update(labels)
+        if not warm_start and self.n_iter_ > 0:   # a refit starts from the seed's initial weights, as scikit-learn's
+            self._initialize()
+            self._dropout_stream = 0
         self.optimizer_ = optimizer
         self.stop_training = False
-        n_out = self.layer_sizes[-1]
-        buffers = _EpochBuffers(self, min(batch_size, n), n_out)
-        state = optimizer.state_buffers(self.params)
         classes_arr = target if self.loss == "cross_entropy" else None
         targets_arr = None if self.loss == "cross_entropy" else target
         weights_arr = None if weights is None else weights.astype(self.dtype)
@@ -600,18 +631,17 @@ class MLP:
                     status, ls, ws, step, stream, bad = self.backend.train.train_batches(
                         self.params, self.grads, *state, X, classes_arr, targets_arr, weights_arr, order,
                         buffers.xb, buffers.cb, buffers.tb, buffers.wb, buffers.pre, buffers.post, buffers.dpre,
-                        buffers.dpost, buffers.mask, buffers.dropped, buffers.partial, buffers.metric, self._sizes,
-                        self._offsets, self._starts, ACTIVATIONS.index(self.activation), self.negative_slope,
-                        list(LOSSES).index(self.loss), self.huber_delta, np.array(self.dropout, np.float64),
-                        optimizer.kernel_hyper(), done, last, self._dropout_seed, self._dropout_stream,
-                        optimizer.step_count, clip, self.threads)
+                        buffers.dpost, buffers.mask, buffers.dropped, buffers.backup, buffers.partial, buffers.metric,
+                        self._sizes, self._offsets, self._starts, ACTIVATIONS.index(self.activation),
+                        self.negative_slope, list(LOSSES).index(self.loss), self.huber_delta,
+                        np.array(self.dropout, np.float64), optimizer.kernel_hyper(), done, last, self._dropout_seed,
+                        self._dropout_stream, optimizer.step_count, clip, self.threads)
                     optimizer.step_count, self._dropout_stream = int(step), int(stream)
                     loss_sum, weight_sum = loss_sum + ls, weight_sum + ws
                     if status != 0:
-                        what = "loss" if status == 1 else "gradient"
-                        message = (f"the {what} became non-finite at epoch {epoch + 1}, batch {bad + 1}; training "
-                                   f"stopped and the model keeps the weights of the last finite step (try a smaller "
-                                   f"lr or clip_grad_norm)")
+                        message = (f"{DIVERGED[status]} at epoch {epoch + 1}, batch {bad + 1}; training stopped "
+                                   f"and the model keeps the weights of the last finite step (try a smaller lr or "
+                                   f"clip_grad_norm)")
                         if on_divergence == "raise":
                             raise FloatingPointError(message)
                         warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -666,6 +696,13 @@ class MLP:
             self.backend.train.predict_rows(out, X, self.params, self._sizes, self._offsets, self._starts,
                                             ACTIVATIONS.index(self.activation), self.negative_slope,
                                             OUTPUT_CODES[output or LOSSES[self.loss]], pre, post, block, threads)
+        finite = np.isfinite(out)
+        if not finite.all():   # finite weights and inputs can still overflow the forward pass: never return it
+            raise FloatingPointError(
+                f"the network's output is inf or NaN for {np.count_nonzero(~finite.all(axis=1))} of the "
+                f"{X.shape[0]} rows of X: the forward pass overflows {self.dtype} (largest |weight| "
+                f"{np.abs(self.params).max():.3g}, largest |x| {np.abs(X).max():.3g}); refit with scaled data or a "
+                f"smaller lr")
         return out
 
     def _check_fitted_classifier(self):
@@ -694,21 +731,10 @@ class MLP:
         return out[:, 0] if self._y_1d else out
 
     def score(self, X, y):
-        """Accuracy (classification; exact match for multi-label) or R^2 averaged over outputs (regression)."""
-        pred = self.predict(X)
-        y = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-        if y.ndim == 0 or pred.shape[0] != y.shape[0]:
-            raise ValueError(f"y has {y.shape[0] if y.ndim else 'no'} samples but X has {pred.shape[0]}")
-        if self.loss == "cross_entropy":
-            self._label_indices(y)  # refuses labels never seen in fit
-        if self.is_classifier:
-            match = pred == y if pred.ndim == 1 else np.all(pred == y, axis=1)
-            return float(np.mean(match))
-        y = y.reshape(pred.shape).astype(np.float64)
-        ss_res = ((y - pred) ** 2).sum(axis=0)
-        ss_tot = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
-        return float(np.mean(r2))
+        """Accuracy (classification; exact match for multi-label) or R^2 averaged over outputs (regression):
+        evaluate's metric, y checked as evaluate checks it."""
+        with self._guard.reading("score"):
+            return self._evaluate(X, y)["accuracy" if self.is_classifier else "r2"]
 
     def evaluate(self, X, y, sample_weight=None):
         """{"loss": (weighted) mean loss, "accuracy" or "r2": score} on (X, y)."""
@@ -719,7 +745,7 @@ class MLP:
         X = self._check_X(X)
         if self.is_classifier and self.classes_ is None:
             raise RuntimeError("this model has not been fitted: classes_ is unknown")
-        target = self._encode_y(y, X.shape[0], fit=False)
+        target, _ = self._encode_y(y, X.shape[0], fit=False)
         weights = None
         if sample_weight is not None:
             weights = _training.check_sample_weight(sample_weight, X.shape[0]).astype(self.dtype)
@@ -751,3 +777,8 @@ class MLP:
         """Read a model written by `save`. Never unpickles; a damaged or crafted file raises ValueError (fastnn.io)."""
         from . import io
         return io.load(path, cls, backend)
+
+
+# fit's defaults, for partial_fit: it runs fit's code under fit's lock, with its own `classes`
+_FIT_DEFAULTS = {name: p.default for name, p in inspect.signature(MLP.fit).parameters.items()
+                 if p.default is not inspect.Parameter.empty}

@@ -1,8 +1,8 @@
 """Whole-epoch training and whole-network inference in pure NumPy: the twin of csrc/_train.pyx.
 
 Same arguments, same buffers, same order of work per batch (gather, forward, dropout, loss, running metric,
-backward, gradient-norm check and clipping, optimizer step), built from the reference kernels, so that the
-NumPy backend trains by the very same algorithm. See csrc/train.pxd for the buffer layout.
+backward, gradient-norm check and clipping, optimizer step, undone if it overflowed), built from the reference
+kernels, so that the NumPy backend trains by the very same algorithm. See csrc/train.pxd for the buffer layout.
 """
 import numpy as np
 
@@ -14,7 +14,7 @@ ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "sof
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae", "huber")                        # Loss codes
 OPTIMIZERS = ("sgd", "adam", "rmsprop", "adagrad")                                              # OptimizerKind
 OUTPUTS = ("softmax", "sigmoid", "identity")                                                    # OutputKind
-TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT = 0, 1, 2
+TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_STEP = 0, 1, 2, 3
 
 
 def _activation(kind, param):
@@ -70,8 +70,11 @@ def _accumulate_metric(loss_kind, out, classes, targets, weights, metric):
         metric[2:3 * O:3] += (w[:, None] * y * y).sum(axis=0)
 
 
+# every overflow is caught (a non-finite loss, gradient or step) and reported as the compiled loop reports it:
+# NumPy's own warnings would only precede that report, or replace it under python -W error
+@np.errstate(all="ignore")
 def train_batches(params, grads, state0, state1, state2, X, classes, targets, weights, order, xb, cb, tb, wb, pre,
-                  post, dpre, dpost, mask, dropped, partial, metric, sizes, offsets, starts, activation,
+                  post, dpre, dpost, mask, dropped, backup, partial, metric, sizes, offsets, starts, activation,
                   activation_param, loss, delta, dropout_rates, hyper, first, last, seed, stream, step, clip_norm,
                   num_threads):
     """Train on batches [first, last) of an epoch whose sample order is `order` (see csrc/_train.pyx).
@@ -135,8 +138,17 @@ def train_batches(params, grads, state0, state1, state2, X, classes, targets, we
             coef = clip_norm / (np.sqrt(normsq) + 1e-6)
             if coef < 1:
                 grads *= grads.dtype.type(coef)
+        # a finite gradient can still overflow the step (a huge lr): keep what it overwrites, to undo it
+        live = [a for a in (params, state0, state1, state2) if a is not None]
+        kept = [backup[k * len(params): (k + 1) * len(params)] for k in range(len(live))]
+        for keep, a in zip(kept, live):
+            keep[...] = a
         step += 1
         _optimizer_step(kind, hyper, params, grads, (state0, state1, state2), step)
+        if not all(np.isfinite(a).all() for a in live):
+            for keep, a in zip(kept, live):
+                a[...] = keep
+            return NONFINITE_STEP, loss_sum, weight_sum, step - 1, stream, batch
         loss_sum += value * wsum
         weight_sum += wsum
     return TRAIN_OK, loss_sum, weight_sum, step, stream, -1
@@ -158,6 +170,7 @@ def _optimizer_step(kind, h, params, grads, state, step):
                            h["eps"], g("maximize", False))
 
 
+@np.errstate(all="ignore")     # an overflow shows in `out`, which the caller checks, as the compiled loop's
 def predict_rows(out, X, params, sizes, offsets, starts, activation, activation_param, output, pre, post, block,
                  num_threads):
     """out = the network's output activation (softmax / sigmoid / identity) on every row of X"""
