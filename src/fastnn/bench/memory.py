@@ -72,8 +72,8 @@ def growth(quick):
 
 
 def peak(quick):
-    """Peak RSS of two W3 epochs, and the estimate: baseline + data + params, grads, Adam state, their undo
-    copy + a batch."""
+    """Peak RSS of two W3 epochs, and the estimate of the performance issue: baseline + data + params, grads,
+    Adam state + a batch. (fit's copy that undoes an overflowing step, 3 x the parameters, is not in it.)"""
     w = WORKLOADS["W3"]
     # The baseline: the interpreter once fastnn, its kernels and BLAS are loaded and have run, before any data.
     fastnn.MLP([2, 2], seed=0).fit(np.zeros((4, 2), np.float32), np.arange(4) % 2, epochs=1)
@@ -83,8 +83,6 @@ def peak(quick):
     itemsize = np.dtype(np.float32).itemsize
     parts = {"data": X.nbytes + y.nbytes,
              "parameters, gradients, Adam's 2 moments": 4 * w.n_params * itemsize,
-             # fit keeps the parameters and moments before each step, to undo a step that overflows
-             "the copy that undoes a step": 3 * w.n_params * itemsize,
              # pre- and post-activations of one batch and their two gradients, as the MLP's workspace
              "one batch of activations and their gradients": 4 * w.batch * sum(w.layers[1:]) * itemsize}
     estimate = baseline + sum(parts.values())
