@@ -35,7 +35,7 @@ cdef inline void gemm_striped(bint trans_a, bint trans_b, int m, int n, int k,
     """gemm() on fastnn's threads: C in stripes of STRIPE columns (or rows, if C has more rows), the threads
     sharing them out, one BLAS call (on the calling thread) per stripe."""
     # BLAS's own thread pool would spin beside fastnn's OpenMP team and stall its barriers (bench/GEMM.md), so
-    # fastnn holds BLAS to 1 thread (_config.blas_threads) and is the only owner of threads. The stripes depend
+    # fastnn holds BLAS to 1 thread (_config.single_threaded_blas) and is the only owner of threads. The stripes depend
     # on the shape alone: OpenBLAS's bits depend on the shape of each call, and must not on the thread count.
     cdef bint by_cols = n >= m
     cdef int ext = n if by_cols else m

@@ -14,7 +14,7 @@ from . import _threads
 
 _controllers = None
 _lock = threading.Lock()
-_holders, _restore = 0, []   # blocks inside blas_threads now; the counts to put back when the last leaves
+_holders, _restore = 0, []   # blocks inside single_threaded_blas now; the counts to put back when the last leaves
 
 
 def _available_cpus():

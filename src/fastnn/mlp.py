@@ -529,7 +529,7 @@ class MLP:
         classes: every label, needed on the first call of a classifier when y may not hold them all."""
         options = dict(_FIT_DEFAULTS, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
                        sample_weight=sample_weight, warm_start=True)
-        with self._guard.writing("fit"), blas_threads(self.threads):
+        with self._guard.writing("fit"), single_threaded_blas():
             return self._fit(X, y, **options, classes=classes)
 
     def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
