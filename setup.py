@@ -75,6 +75,9 @@ def extensions():
             "initializedcheck": False,
             "cdivision": True,
             "embedsignature": True,
+            # Declares the modules safe without the GIL (Py_mod_gil): else importing one on a free-threaded
+            # CPython (the cp314t wheels) turns the GIL back on. See [tool.cibuildwheel] in pyproject.toml.
+            "freethreading_compatible": True,
         },
     )
 

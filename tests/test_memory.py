@@ -14,7 +14,8 @@ from fastnn import reference
 from test_fuzz import scalars   # valid scalar arguments for every kernel
 
 RSS_GROWTH_LIMIT = 5 << 20   # bytes; generous: a leak of one small model per fit would take ~50 MB
-UNDER_ASAN = "libasan" in open("/proc/self/maps").read()   # ASan's quarantine keeps freed memory resident
+with open("/proc/self/maps") as _maps:   # closed at once: the wheel run's -W error turns a ResourceWarning into an error
+    UNDER_ASAN = "libasan" in _maps.read()   # ASan's quarantine keeps freed memory resident
 needs_plain_malloc = pytest.mark.skipif(UNDER_ASAN, reason="RSS is meaningless under AddressSanitizer")
 
 

@@ -62,6 +62,16 @@ tool auditwheel show "$wheel"
 tool auditwheel repair --strip -w "$WORK/wheelhouse" "$wheel"
 repaired=$(echo "$WORK"/wheelhouse/*.whl)
 "$PY" -m zipfile -l "$repaired" | grep -E '\.so|\.libs/'
+# What sets the manylinux tag: the newest glibc symbol version each shared object of the repaired wheel needs.
+mkdir "$WORK/repaired" && "$PY" -m zipfile -e "$repaired" "$WORK/repaired"
+for so in "$WORK"/repaired/fastnn/*.so "$WORK"/repaired/fastnn.libs/*; do
+    [[ -e $so ]] || continue
+    objdump -T "$so" | awk -v f="$(basename "$so")" '
+        /\*UND\*/ && match($0, /GLIBC_[0-9.]+/) { v = substr($0, RSTART + 6, RLENGTH - 6); split(v, p, ".")
+                                                   k = p[1] * 1000 + p[2]; if (k > max) { max = k; top = v; syms = "" }
+                                                   if (k == max) syms = syms " " $NF }
+        END { print f ": " (max ? "GLIBC_" top " (" substr(syms, 2) ")" : "no versioned glibc symbols") }'
+done
 
 step "fresh venv: the repaired wheel with its test extra"
 venv "$WORK/venv"
