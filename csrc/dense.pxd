@@ -27,14 +27,13 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 #   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS keeps 5-15% more of the FMA peak once
 #     the operands no longer fit in L2.
 # Threads: a 2-thread call of fastnn's GEMM pays a fork/join and two barriers (the shared packed B block).
-# On this shared 2-vCPU machine (bench/GEMM.md, 2-thread table) that beat one thread clearly only from about
-# 2e7 multiply-adds (W3's first layer at batch 128: 390 us against 672); below it, the 2-thread call was
-# slower, and whenever another process held a core, a barrier waited for a descheduled thread for
-# milliseconds. So smaller products run on one thread. (BLAS products are split without barriers:
-# blas.pxd's gemm_striped.)
+# On this 2-vCPU machine, idle (bench/GEMM.md, "Threads"), 2 threads gained 1.15-1.6x from 4e6 multiply-adds
+# up (W3 at batch 128), and were as often slower as faster at 5e5 (W2: 24 us against 16 for dW). Whenever
+# another process held a core, a barrier waited milliseconds for a descheduled thread, so the small products
+# run on one thread. (BLAS products are split without barriers: blas.pxd's gemm_striped.)
 
 cdef enum:
-    SERIAL_MAX_WORK = 1 << 24   # m n k below this: one thread
+    SERIAL_MAX_WORK = 1 << 22   # m n k below this: one thread
     BLAS_MIN_N = 1024           # N and (K or M) at least this: BLAS
     OWN_MIN_N = 8               # N below this: BLAS
 
