@@ -72,6 +72,35 @@ def test_blas_is_held_to_one_thread_during_fit_and_restored(num_threads):
     assert seen == [1, 1]
 
 
+@pytest.mark.parametrize("num_threads", [1, 2])
+def test_the_numpy_backend_gives_blas_the_models_thread_count(num_threads):
+    """backend="numpy" has no threads of its own: its BLAS gets the model's count (and no more)"""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import numpy as np
+    seen = []
+    record = fastnn.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(
+        max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")))
+    rng = np.random.default_rng(0)
+    model = fastnn.MLP([8, 16, 2], num_threads=num_threads, seed=0, backend="numpy")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        model.fit(rng.standard_normal((64, 8)), rng.integers(0, 2, 64), epochs=2, callbacks=[record])
+    assert seen == [num_threads] * 2
+
+
+def test_blas_threads_nested_the_smallest_wins_and_the_last_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastnn._config import blas_threads
+    blas_counts = lambda: {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+    with threadpoolctl.threadpool_limits(limits=3, user_api="blas"):
+        with blas_threads(2):
+            assert blas_counts() == {2}
+            with blas_threads(1):
+                assert blas_counts() == {1}
+            with blas_threads(3):
+                assert blas_counts() == {1}   # never raised inside a block that lowered it
+        assert blas_counts() == {3}
+
+
 def test_single_threaded_blas_nests_and_restores_once():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastnn._config import single_threaded_blas

@@ -14,7 +14,7 @@ from . import _threads
 
 _controllers = None
 _lock = threading.Lock()
-_holders, _restore = 0, []   # blocks inside single_threaded_blas now; the counts to put back when the last leaves
+_holders, _restore, _cap = 0, [], None   # blocks inside blas_threads now; the counts to put back; the cap
 
 
 def _available_cpus():
@@ -59,16 +59,21 @@ def _blas_libraries():
 
 
 @contextlib.contextmanager
-def single_threaded_blas():
-    """Hold the BLAS libraries to one thread inside the block: fastnn's kernels call BLAS from their own OpenMP
-    threads, and BLAS's thread pool must not spin beside fastnn's.
-    Nested and concurrent blocks are counted, so the first to enter caps and the last to leave restores."""
-    global _holders, _restore
+def blas_threads(n):
+    """Hold the BLAS libraries to at most n threads inside the block. The compiled kernels call BLAS from their
+    own OpenMP threads and hold it to 1 (single_threaded_blas): a BLAS pool spinning beside fastnn's threads
+    stalls them. The NumPy reference backend calls BLAS from one thread and holds it to the model's count.
+    Nested and concurrent blocks are counted: the first to enter records the counts, each lowers them to its n
+    (the smallest wins), and the last to leave restores them."""
+    global _holders, _restore, _cap
     with _lock:
         if _holders == 0:
-            _restore = [(lib, t) for lib in _blas_libraries() if (t := lib.get_num_threads() or 0) > 1]
-            for lib, _ in _restore:
-                lib.set_num_threads(1)
+            _restore, _cap = [(lib, lib.get_num_threads() or 0) for lib in _blas_libraries()], None
+        if _cap is None or n < _cap:
+            for lib, t in _restore:
+                if t > n:
+                    lib.set_num_threads(n)
+            _cap = n
         _holders += 1
     try:
         yield
@@ -77,5 +82,11 @@ def single_threaded_blas():
             _holders -= 1
             if _holders == 0:
                 for lib, t in _restore:
-                    lib.set_num_threads(t)
+                    if t > _cap:
+                        lib.set_num_threads(t)
                 _restore = []
+
+
+def single_threaded_blas():
+    """BLAS held to one thread: the compiled kernels' setting (blas_threads)."""
+    return blas_threads(1)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import optim as _optim
 from . import training as _training
-from ._config import get_num_threads, single_threaded_blas
+from ._config import blas_threads, get_num_threads
 from .backend import get_backend
 from .callbacks import CallbackList, EarlyStopping, History, ProgressBar
 
@@ -292,6 +292,11 @@ class MLP:
         """The thread count this model's compiled work uses now."""
         return self.num_threads if self.num_threads is not None else get_num_threads()
 
+    def _blas_threads(self):
+        """BLAS's threads while this model works: 1 beside the compiled kernels' own threads (they call BLAS
+        from inside them), the model's count on the NumPy backend (there BLAS is the only parallel code)."""
+        return blas_threads(1 if self.backend.name == "compiled" else self.threads)
+
     def __repr__(self):
         return (f"MLP({self.layer_sizes}, activation={self.activation!r}, loss={self.loss!r}, "
                 f"dtype={self.dtype.name!r}, backend={self.backend.name!r})")
@@ -519,7 +524,7 @@ class MLP:
             "warn" (RuntimeWarning). The model and the optimizer keep the weights and state of the last finite step.
         Every feature runs inside the compiled epoch loop; fit returns to Python between epochs (and every
         ~0.1 s inside one when a callback asks for batch updates, as the progress bar does)."""
-        with self._guard.writing("fit"), single_threaded_blas():
+        with self._guard.writing("fit"), self._blas_threads():
             return self._fit(X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
                              early_stopping, patience, min_delta, monitor, restore_best_weights, class_weight,
                              sample_weight, callbacks, warm_start, verbose, clip_grad_norm, on_divergence)
@@ -529,7 +534,7 @@ class MLP:
         classes: every label, needed on the first call of a classifier when y may not hold them all."""
         options = dict(_FIT_DEFAULTS, epochs=1, batch_size=batch_size, optimizer=optimizer, shuffle=shuffle,
                        sample_weight=sample_weight, warm_start=True)
-        with self._guard.writing("fit"), single_threaded_blas():
+        with self._guard.writing("fit"), self._blas_threads():
             return self._fit(X, y, **options, classes=classes)
 
     def _fit(self, X, y, epochs, batch_size, optimizer, shuffle, validation_split, validation_data,
@@ -692,7 +697,7 @@ class MLP:
         block = min(PREDICT_BLOCK, X.shape[0])
         workspace = threads * block * sum(self.layer_sizes[1:])
         pre, post = np.empty(workspace, self.dtype), np.empty(workspace, self.dtype)
-        with single_threaded_blas():
+        with self._blas_threads():
             self.backend.train.predict_rows(out, X, self.params, self._sizes, self._offsets, self._starts,
                                             ACTIVATIONS.index(self.activation), self.negative_slope,
                                             OUTPUT_CODES[output or LOSSES[self.loss]], pre, post, block, threads)
