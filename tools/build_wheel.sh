@@ -61,6 +61,7 @@ step "auditwheel repair"
 tool auditwheel show "$wheel"
 tool auditwheel repair --strip -w "$WORK/wheelhouse" "$wheel"
 repaired=$(echo "$WORK"/wheelhouse/*.whl)
+"$PY" -c 'import os, sys; print(f"repaired wheel: {os.path.basename(sys.argv[1])}, {os.path.getsize(sys.argv[1]):,} bytes")' "$repaired"
 "$PY" -m zipfile -l "$repaired" | grep -E '\.so|\.libs/'
 # What sets the manylinux tag: the newest glibc symbol version each shared object of the repaired wheel needs.
 mkdir "$WORK/repaired" && "$PY" -m zipfile -e "$repaired" "$WORK/repaired"
