@@ -48,3 +48,16 @@ def check_kernel(backend, name, args, expected=None, tol=None):
             np.testing.assert_array_equal(ours[k], v, err_msg=f"{name}: input {k} was modified")
     ours["return"] = ours_ret
     return ours
+
+
+def on_thread_counts(compute, counts=(1, 2, 3)):
+    """[compute() with fastnn on n threads, for n in counts], fastnn's thread count restored afterwards."""
+    before = fastnn.get_num_threads()
+    try:
+        results = []
+        for n in counts:
+            fastnn.set_num_threads(n)
+            results.append(compute())
+        return results
+    finally:
+        fastnn.set_num_threads(before)

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import expit, ndtr
 
 import fastnn
-from helpers import TOLERANCE, assert_close, check_kernel
+from helpers import TOLERANCE, assert_close, check_kernel, on_thread_counts
 
 SHAPES = [(1, 1), (1, 7), (5, 3), (33, 17), (300, 257)]  # N=1, odd sizes, and one past the parallel threshold
 SLOPE = 0.2  # not the default 0.01, so that passing it through is tested
@@ -121,17 +121,13 @@ def test_nan_propagates(backend, dtype, name):
 def test_same_bits_on_any_thread_count(dtype, rng, name):
     compiled = fastnn.get_backend("compiled")
     x, dout = 3 * randn(rng, (300, 257), dtype), randn(rng, (300, 257), dtype)
-    results = []
-    before = fastnn.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            fastnn.set_num_threads(n)
-            out, dx = np.empty_like(x), np.zeros_like(x)
-            getattr(compiled, f"{name}_forward")(out, x)
-            getattr(compiled, f"{name}_backward")(dx, dout, x, out)
-            results.append((out, dx))
-    finally:
-        fastnn.set_num_threads(before)
+
+    def pair():
+        out, dx = np.empty_like(x), np.zeros_like(x)
+        getattr(compiled, f"{name}_forward")(out, x)
+        getattr(compiled, f"{name}_backward")(dx, dout, x, out)
+        return out, dx
+    results = on_thread_counts(pair)
     for out, dx in results[1:]:
         np.testing.assert_array_equal(out, results[0][0])
         np.testing.assert_array_equal(dx, results[0][1])

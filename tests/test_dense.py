@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from helpers import TOLERANCE, check_kernel
+from helpers import TOLERANCE, check_kernel, on_thread_counts
 
 SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 4), (33, 17, 9), (128, 64, 10)]  # (N, I, O): N=1 and odd sizes
 
@@ -138,26 +138,22 @@ def test_dense_same_bits_on_1_and_2_threads(rng, name, dtype, shape):
     x, W, b = randn(rng, (N, I), dtype), randn(rng, (I, O), dtype), randn(rng, O, dtype)
     pre, post = act_pair("gelu", dtype, rng, (N, O))
     dpost = randn(rng, (N, O), dtype)
-    outs = {}
-    before = fastnn.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            fastnn.set_num_threads(n)
-            k = fastnn.get_backend("compiled")
-            o = [np.zeros(s, dtype) for s in ((N, I), (I, O), O, (N, O), (N, O))]
-            if name == "dense_forward":
-                k.dense_forward(o[3], x, W, b)
-            elif name == "dense_backward":
-                k.dense_backward(o[0], o[1], o[2], dpost, x, W)
-            elif name == "dense_act_forward":
-                k.dense_act_forward(o[3], o[4], x, W, b, "gelu")
-            else:
-                k.dense_act_backward(o[0], o[1], o[2], o[3], dpost, x, W, pre, post, "gelu")
-            outs[n] = o
-    finally:
-        fastnn.set_num_threads(before)
-    for n in (2, 3):
-        for a, e in zip(outs[n], outs[1]):
+
+    def run():
+        k = fastnn.get_backend("compiled")
+        o = [np.zeros(s, dtype) for s in ((N, I), (I, O), O, (N, O), (N, O))]
+        if name == "dense_forward":
+            k.dense_forward(o[3], x, W, b)
+        elif name == "dense_backward":
+            k.dense_backward(o[0], o[1], o[2], dpost, x, W)
+        elif name == "dense_act_forward":
+            k.dense_act_forward(o[3], o[4], x, W, b, "gelu")
+        else:
+            k.dense_act_backward(o[0], o[1], o[2], o[3], dpost, x, W, pre, post, "gelu")
+        return o
+    first, *others = on_thread_counts(run)
+    for outs in others:
+        for a, e in zip(outs, first):
             np.testing.assert_array_equal(a, e)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from helpers import TOLERANCE, check_kernel
+from helpers import TOLERANCE, check_kernel, on_thread_counts
 
 # (M, N, K): 1, sizes no micro-tile (6 x 16) or K block (256) divides, several K blocks, several tiles
 SHAPES = [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 257, 31), (50, 40, 600), (300, 290, 270)]
@@ -55,17 +55,14 @@ def test_gemm_same_bits_on_1_and_2_threads(rng, dtype, M, N, K, trans_a, trans_b
     """float32: fastnn's GEMM; float64: BLAS, in stripes of C over the threads (blas.pxd's gemm_striped)"""
     A, B = operands(rng, M, N, K, trans_a, trans_b, dtype)
     C0 = randn(rng, (M, N), dtype)
-    out = {}
-    before = fastnn.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            fastnn.set_num_threads(n)
-            out[n] = C0.copy()
-            fastnn.get_backend("compiled").gemm(out[n], A, B, trans_a, trans_b, 0.75, 1.0)
-    finally:
-        fastnn.set_num_threads(before)
-    np.testing.assert_array_equal(out[2], out[1])
-    np.testing.assert_array_equal(out[3], out[1])
+
+    def product():
+        C = C0.copy()
+        fastnn.get_backend("compiled").gemm(C, A, B, trans_a, trans_b, 0.75, 1.0)
+        return C
+    one, two, three = on_thread_counts(product)
+    np.testing.assert_array_equal(two, one)
+    np.testing.assert_array_equal(three, one)
 
 
 def test_gemm_rejects_disagreeing_shapes(backend):

@@ -6,7 +6,7 @@ import pytest
 from scipy.special import expit, logsumexp, softmax
 
 import fastnn
-from helpers import TOLERANCE, assert_close, check_kernel
+from helpers import TOLERANCE, assert_close, check_kernel, on_thread_counts
 
 # (loss, extra kwargs): Huber at the default delta and at another one
 LOSSES = [("cross_entropy", {}), ("binary_cross_entropy", {}), ("mse", {}), ("mae", {}), ("huber", {}),
@@ -148,14 +148,8 @@ def test_read_only_inputs_are_accepted(backend, dtype, rng, loss, kw):
 
 def test_loss_is_the_same_bits_on_any_thread_count(rng):
     z, y = loss_args(rng, "cross_entropy", 257, 10, np.float32)
-    before = fastnn.get_num_threads()
-    try:
-        results = []
-        for n in (1, 2):
-            fastnn.set_num_threads(n)
-            results.append(fastnn.get_backend("compiled").cross_entropy_forward(np.empty_like(z), z, y))
-    finally:
-        fastnn.set_num_threads(before)
+    results = on_thread_counts(lambda: fastnn.get_backend("compiled").cross_entropy_forward(np.empty_like(z), z, y),
+                               counts=(1, 2))
     assert results[0] == results[1]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import fastnn
 from fastnn import reference
-from helpers import assert_close, check_kernel
+from helpers import assert_close, check_kernel, on_thread_counts
 
 NAMES = ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step"]
 SMALL = [1, 131]     # one parameter; a size no SIMD width divides
@@ -177,15 +177,12 @@ def test_five_steps_match_reference_and_formula(backend, dtype, threads, rng, na
 @pytest.mark.parametrize("name", NAMES)
 def test_same_bits_whatever_the_thread_count(rng, name):
     args = kernel_args(name, LARGE, np.float32, rng, with_options(name, amsgrad=True, centered=True))
-    results, before = [], fastnn.get_num_threads()
-    try:
-        for n in (1, 2):
-            fastnn.set_num_threads(n)
-            copies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
-            getattr(fastnn.compiled, name)(**copies)
-            results.append(copies)
-    finally:
-        fastnn.set_num_threads(before)
+
+    def step():
+        copies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in args.items()}
+        getattr(fastnn.compiled, name)(**copies)
+        return copies
+    results = on_thread_counts(step, counts=(1, 2))
     for k, v in args.items():
         if isinstance(v, np.ndarray):
             np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=f"{name}: {k}")
