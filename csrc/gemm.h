@@ -12,8 +12,13 @@
        block, it packs the A block into MR-row panels (a[k * MR + i]) -- or reads op(A) in place when each
        panel is used once -- and the micro-kernel adds one A panel times one B panel into one MR x NR
        micro-tile of C. All K blocks of a B block run back to back on one tile of C, which stays in cache.
-   Threads (OpenMP, one parallel region per call): all pack the B block (a barrier before and after), then each
-   computes its own rows of C -- the index that owns the memory written: no atomics, no reductions.
+   Threads (OpenMP, one parallel region per call), two ways of sharing C -- the index that owns the memory
+   written: no atomics, no reductions (fnn_split_cols picks):
+     - by columns: each thread computes its own NR-column panels of C as a 1-thread product with its own packed
+       buffers: no barrier at all;
+     - by rows: all pack the shared B block (a barrier before and after), then each computes its own rows of C.
+   fnn_sgemm_part gives a caller that owns the parallel region (the training step) one thread's share, split the
+   same ways, with no barrier inside.
    Same bits whatever the thread count: every element of C is computed as
        for each K block q in order:  c = alpha * (sum over k in q, in order, of a_ik b_kj) + beta_q * c
    (beta_0 = beta, then 1) by the same micro-kernel code, because the micro-tile grid (from C's origin) and the
@@ -340,42 +345,47 @@ static void fnn_pack_b_rows(const float *B, ptrdiff_t ldb, int k0, int kc, int p
     }
 }
 
-/* ---- the workspace: one cached buffer, or malloc when another call holds it ---- */
+/* ---- the workspace: a few cached buffers, or malloc when other calls hold them all ---- */
 
 #if defined(__GNUC__) || defined(__clang__)
-static float *fnn_ws_cached = NULL;     /* grows to the largest workspace asked for, never freed (bounded) */
-static size_t fnn_ws_cached_floats = 0;
-static int fnn_ws_busy = 0;
+#define FNN_WS_SLOTS 8          /* concurrent calls served without malloc: the threads of a training step's region */
+static float *fnn_ws_cached[FNN_WS_SLOTS];      /* each grows to the largest workspace asked of it, never freed */
+static size_t fnn_ws_cached_floats[FNN_WS_SLOTS];
+static int fnn_ws_busy[FNN_WS_SLOTS];
 
-static float *fnn_ws_acquire(size_t floats, int *cached)
+/* A workspace of `floats`; *slot is the cached buffer's index, or -1 for a malloc-ed one */
+static float *fnn_ws_acquire(size_t floats, int *slot)
 {
-    *cached = 0;
-    if (__atomic_exchange_n(&fnn_ws_busy, 1, __ATOMIC_ACQUIRE) == 0) {
-        if (fnn_ws_cached_floats < floats) {
-            free(fnn_ws_cached);
-            fnn_ws_cached = (float *)malloc(floats * sizeof(float));
-            fnn_ws_cached_floats = fnn_ws_cached != NULL ? floats : 0;
+    int i;
+    *slot = -1;
+    for (i = 0; i < FNN_WS_SLOTS; i++) {
+        if (__atomic_exchange_n(&fnn_ws_busy[i], 1, __ATOMIC_ACQUIRE) != 0)
+            continue;
+        if (fnn_ws_cached_floats[i] < floats) {
+            free(fnn_ws_cached[i]);
+            fnn_ws_cached[i] = (float *)malloc(floats * sizeof(float));
+            fnn_ws_cached_floats[i] = fnn_ws_cached[i] != NULL ? floats : 0;
         }
-        if (fnn_ws_cached != NULL) {
-            *cached = 1;
-            return fnn_ws_cached;
+        if (fnn_ws_cached[i] != NULL) {
+            *slot = i;
+            return fnn_ws_cached[i];
         }
-        __atomic_store_n(&fnn_ws_busy, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&fnn_ws_busy[i], 0, __ATOMIC_RELEASE);
         return NULL;
     }
     return (float *)malloc(floats * sizeof(float));
 }
 
-static void fnn_ws_release(float *ws, int cached)
+static void fnn_ws_release(float *ws, int slot)
 {
-    if (cached)
-        __atomic_store_n(&fnn_ws_busy, 0, __ATOMIC_RELEASE);
+    if (slot >= 0)
+        __atomic_store_n(&fnn_ws_busy[slot], 0, __ATOMIC_RELEASE);
     else
         free(ws);
 }
 #else
-static float *fnn_ws_acquire(size_t floats, int *cached) { *cached = 0; return (float *)malloc(floats * sizeof(float)); }
-static void fnn_ws_release(float *ws, int cached) { (void)cached; free(ws); }
+static float *fnn_ws_acquire(size_t floats, int *slot) { *slot = -1; return (float *)malloc(floats * sizeof(float)); }
+static void fnn_ws_release(float *ws, int slot) { (void)slot; free(ws); }
 #endif
 
 
@@ -397,6 +407,7 @@ typedef struct {
     int ncb;             /* columns of a B block (a multiple of NR) */
     int kgr;             /* rows of a B block: whole K blocks, kgr x ncb <= FNN_B_FLOATS where K allows */
     int mcp;             /* MR-row panels of an A block */
+    int ib, jb;          /* row and column of the full C at this job's (0, 0): the hooks see full-C indices */
     float *pb;           /* the packed B block, kgr x ncb, shared */
     float *pa;           /* the packed A blocks, (mcp MR) x kcb, one per thread */
 } fnn_gemm_job;
@@ -445,7 +456,7 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
                     float *pb = g->pb + (ptrdiff_t)(k0 - kg) * nbp * FNN_NR;
                     int q = p;
                     if (g->prep != NULL)
-                        g->prep(g->prep_ctx, k0, kc, jc + p * FNN_NR, fnn_min(p1 * FNN_NR, nc) - p * FNN_NR);
+                        g->prep(g->prep_ctx, k0, kc, g->jb + jc + p * FNN_NR, fnn_min(p1 * FNN_NR, nc) - p * FNN_NR);
                     if (!g->tb && full > p) {
                         fnn_pack_b_rows(g->B, g->ldb, k0, kc, jc / FNN_NR + p, jc / FNN_NR + full,
                                         pb + (ptrdiff_t)p * FNN_NR * kc);
@@ -510,7 +521,7 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
                         }
                         if (last && g->epi != NULL) {   /* this tile of C is final and still in cache */
                             const int i0 = pi0 * FNN_MR, j0 = jc + q0 * FNN_NR;
-                            g->epi(g->epi_ctx, g->C + (ptrdiff_t)i0 * g->ldc + j0, g->ldc, i0, j0,
+                            g->epi(g->epi_ctx, g->C + (ptrdiff_t)i0 * g->ldc + j0, g->ldc, g->ib + i0, g->jb + j0,
                                    fnn_min(pi1 * FNN_MR, M) - i0, fnn_min(jc + q1 * FNN_NR, N) - j0);
                         }
                     }
@@ -520,18 +531,60 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
     }
 }
 
-/* C = alpha op(A) op(B) + beta C (C is not read when beta == 0), on up to nthreads OpenMP threads,
-   with the optional prep / epi hooks (NULL for none). Returns 0, or -1 when out of memory (C untouched). */
-static int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float alpha,
-                            const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
-                            float beta, float *C, ptrdiff_t ldc, int nthreads,
-                            fnn_prep_fn prep, void *prep_ctx, fnn_epi_fn epi, void *epi_ctx)
+/* The column split: each thread computes its own columns of C (whole NR panels) as a 1-thread job with its
+   own packed buffers -- no shared B block, so no barrier. Each thread packs all of op(A) (M x K) but only its
+   own share of op(B), which stays in its own L2; the row split shares the packing of op(B) (K x N) and each
+   thread reads all of it. So: by columns when there are enough column panels to share evenly and op(A) is no
+   bigger than op(B) (M <= N), else by rows. */
+static inline int fnn_split_cols(int M, int N, int nthreads)
+{
+#ifdef FNN_ROW_SPLIT                    /* tuning builds: the row split only (CFLAGS=-DFNN_ROW_SPLIT) */
+    (void)M; (void)N; (void)nthreads;
+    return 0;
+#else
+    const int np_n = (N + FNN_NR - 1) / FNN_NR;
+    return nthreads > 1 && M <= N && np_n >= nthreads && (np_n % nthreads == 0 || np_n >= 4 * nthreads);
+#endif
+}
+
+/* g's blocking for C's columns [0, n): K blocks, B block width and height */
+static void fnn_block_sizes(fnn_gemm_job *g, int n)
+{
+    const int nk = (g->K + FNN_KC - 1) / FNN_KC;
+    g->kcb = (g->K + nk - 1) / nk;
+    g->ncb = fnn_min((n + FNN_NR - 1) / FNN_NR * FNN_NR, FNN_NCB);
+    g->kgr = fnn_min(g->K, (FNN_B_FLOATS / g->ncb / g->kcb > 1 ? FNN_B_FLOATS / g->ncb / g->kcb : 1) * g->kcb);
+}
+
+/* Thread tid of nth in the column split: its panels [p0, p1) of C's np_n, run as a 1-thread job on ws */
+static void fnn_gemm_run_cols(const fnn_gemm_job *g, int tid, int nth, float *ws)
+{
+    const int np_n = (g->N + FNN_NR - 1) / FNN_NR;
+    const int p0 = tid * np_n / nth, p1 = (tid + 1) * np_n / nth, j0 = p0 * FNN_NR;
+    fnn_gemm_job s = *g;
+    if (p1 == p0)
+        return;
+    s.N = fnn_min(p1 * FNN_NR, g->N) - j0;
+    s.B = g->tb ? g->B + (ptrdiff_t)j0 * g->ldb : g->B + j0;
+    s.C = g->C + j0;
+    s.jb = g->jb + j0;
+    s.pb = ws;
+    s.pa = ws + (size_t)g->kgr * g->ncb;
+    fnn_gemm_run(&s, 0, 1);
+}
+
+/* fnn_sgemm_hooked on a block of a larger C whose (0, 0) is the larger C's (ib, jb): the hooks get the larger
+   C's indices. */
+static int fnn_sgemm_at(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                        const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+                        float beta, float *C, ptrdiff_t ldc, int nthreads,
+                        fnn_prep_fn prep, void *prep_ctx, fnn_epi_fn epi, void *epi_ctx, int ib, int jb)
 {
     fnn_gemm_job g;
     float stack[FNN_STACK_FLOATS + 16];
     float *ws = NULL;
-    int cached = 0, ti_n, tj_n, rows;
-    size_t need;
+    int slot = -1, ti_n, tj_n, rows, np_n, by_cols;
+    size_t need, per_thread = 0;
     if (M <= 0 || N <= 0)
         return 0;
     if (K <= 0) {                       /* no product: C = beta C, still through the hooks' contract */
@@ -540,7 +593,7 @@ static int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float
             for (j = 0; j < N; j++)
                 C[(ptrdiff_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(ptrdiff_t)i * ldc + j];
         if (epi != NULL)
-            epi(epi_ctx, C, ldc, 0, 0, M, N);
+            epi(epi_ctx, C, ldc, ib, jb, M, N);
         return 0;
     }
     if (fnn_ukr_chosen == NULL)
@@ -550,30 +603,40 @@ static int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float
     g.A = A; g.B = B; g.C = C; g.lda = lda; g.ldb = ldb; g.ldc = ldc;
     g.prep = prep; g.prep_ctx = prep_ctx; g.epi = epi; g.epi_ctx = epi_ctx;
     g.ukr = fnn_ukr_chosen;
+    g.ib = ib;
+    g.jb = jb;
     g.mp = (M + FNN_MR - 1) / FNN_MR;
-    {
-        const int nk = (K + FNN_KC - 1) / FNN_KC;
-        g.kcb = (K + nk - 1) / nk;
-    }
-    g.ncb = fnn_min((N + FNN_NR - 1) / FNN_NR * FNN_NR, FNN_NCB);
-    g.kgr = fnn_min(K, (FNN_B_FLOATS / g.ncb / g.kcb > 1 ? FNN_B_FLOATS / g.ncb / g.kcb : 1) * g.kcb);
-    if (nthreads < 1 || g.mp * ((N + FNN_NR - 1) / FNN_NR) == 1)
+    np_n = (N + FNN_NR - 1) / FNN_NR;
+    if (nthreads < 1 || g.mp * np_n == 1)
         nthreads = 1;
-    fnn_grid(g.mp, nthreads, &ti_n, &tj_n);
-    rows = (g.mp + ti_n - 1) / ti_n;    /* panels per row group */
-    g.mcp = fnn_min(rows, FNN_MC / FNN_MR);
-    need = (size_t)g.kgr * g.ncb + (size_t)nthreads * g.mcp * FNN_MR * g.kcb + 16;
+    by_cols = fnn_split_cols(M, N, nthreads);
+    if (by_cols) {                      /* blocking for the widest thread's columns; a workspace each */
+        fnn_block_sizes(&g, (np_n + nthreads - 1) / nthreads * FNN_NR);
+        g.mcp = fnn_min(g.mp, FNN_MC / FNN_MR);
+        per_thread = ((size_t)g.kgr * g.ncb + (size_t)g.mcp * FNN_MR * g.kcb + 15) / 16 * 16;
+        need = nthreads * per_thread + 16;
+    } else {
+        fnn_block_sizes(&g, N);
+        fnn_grid(g.mp, nthreads, &ti_n, &tj_n);
+        rows = (g.mp + ti_n - 1) / ti_n;    /* panels per row group */
+        g.mcp = fnn_min(rows, FNN_MC / FNN_MR);
+        need = (size_t)g.kgr * g.ncb + (size_t)nthreads * g.mcp * FNN_MR * g.kcb + 16;
+    }
     if (need <= FNN_STACK_FLOATS + 16) {
         ws = stack;
     } else {
-        ws = fnn_ws_acquire(need, &cached);
+        ws = fnn_ws_acquire(need, &slot);
         if (ws == NULL)
             return -1;
     }
     g.pb = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);   /* B panels: 64-byte aligned NR-float rows */
     g.pa = g.pb + (size_t)g.kgr * g.ncb;
 #ifdef _OPENMP
-    if (nthreads > 1) {
+    if (nthreads > 1 && by_cols) {
+#pragma omp parallel num_threads(nthreads)
+        fnn_gemm_run_cols(&g, omp_get_thread_num(), omp_get_num_threads(),
+                          g.pb + (size_t)omp_get_thread_num() * per_thread);
+    } else if (nthreads > 1) {
 #pragma omp parallel num_threads(nthreads)
         fnn_gemm_run(&g, omp_get_thread_num(), omp_get_num_threads());
     } else
@@ -582,8 +645,62 @@ static int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float
         fnn_gemm_run(&g, 0, 1);
     }
     if (ws != stack)
-        fnn_ws_release(ws, cached);
+        fnn_ws_release(ws, slot);
     return 0;
+}
+
+/* C = alpha op(A) op(B) + beta C (C is not read when beta == 0), on up to nthreads OpenMP threads,
+   with the optional prep / epi hooks (NULL for none). Returns 0, or -1 when out of memory (C untouched). */
+static int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                            const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+                            float beta, float *C, ptrdiff_t ldc, int nthreads,
+                            fnn_prep_fn prep, void *prep_ctx, fnn_epi_fn epi, void *epi_ctx)
+{
+    return fnn_sgemm_at(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads,
+                        prep, prep_ctx, epi, epi_ctx, 0, 0);
+}
+
+/* For callers that run their own parallel region: whether fnn_sgemm_part shares an M x N product out over nth
+   threads by columns (else by rows) */
+static int fnn_part_by_cols(int M, int N, int nth)
+{
+    return nth <= 1 || fnn_split_cols(M, N, nth)
+           || (M + FNN_MR - 1) / FNN_MR < nth;    /* too few row panels: by columns, however uneven */
+}
+
+/* Thread tid's share of an M x N product over nth threads: rows [*i0, *i0 + *m) x columns [*j0, *j0 + *n) of C,
+   whole NR-column panels (fnn_part_by_cols) or whole MR-row panels; *m or *n is 0 for a thread with no share */
+static void fnn_part_share(int tid, int nth, int M, int N, int *i0, int *m, int *j0, int *n)
+{
+    *i0 = 0; *m = M; *j0 = 0; *n = N;
+    if (fnn_part_by_cols(M, N, nth)) {
+        const int np_n = (N + FNN_NR - 1) / FNN_NR, p0 = tid * np_n / nth, p1 = (tid + 1) * np_n / nth;
+        *j0 = p0 * FNN_NR;
+        *n = p1 == p0 ? 0 : fnn_min(p1 * FNN_NR, N) - *j0;
+    } else {
+        const int mp = (M + FNN_MR - 1) / FNN_MR, q0 = tid * mp / nth, q1 = (tid + 1) * mp / nth;
+        *i0 = q0 * FNN_MR;
+        *m = q1 == q0 ? 0 : fnn_min(q1 * FNN_MR, M) - *i0;
+    }
+}
+
+/* Thread tid's share (fnn_part_share) of C = alpha op(A) op(B) + beta C, when each of nth threads of the caller's
+   parallel region calls this for the same product: a 1-thread product with its own packed buffers -- no barrier
+   inside -- with the bits of the whole product (the same micro-tiles). The hooks get full-C indices; prep runs
+   on the share's columns, so with a row split every thread would run it on all of them: pass prep only when
+   fnn_part_by_cols. Returns 0, or -1 when out of memory (that share untouched). */
+static int fnn_sgemm_part(int tid, int nth, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                          const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+                          float beta, float *C, ptrdiff_t ldc,
+                          fnn_prep_fn prep, void *prep_ctx, fnn_epi_fn epi, void *epi_ctx)
+{
+    int i0, m, j0, n;
+    fnn_part_share(tid, nth, M, N, &i0, &m, &j0, &n);
+    if (m == 0 || n == 0)
+        return 0;
+    return fnn_sgemm_at(trans_a, trans_b, m, n, K, alpha, trans_a ? A + i0 : A + (ptrdiff_t)i0 * lda, lda,
+                        trans_b ? B + (ptrdiff_t)j0 * ldb : B + j0, ldb, beta, C + (ptrdiff_t)i0 * ldc + j0, ldc,
+                        1, prep, prep_ctx, epi, epi_ctx, i0, j0);
 }
 
 /* C = alpha op(A) op(B) + beta C on up to nthreads threads. Returns 0, or -1 when out of memory. */

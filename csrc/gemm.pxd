@@ -16,6 +16,11 @@ cdef extern from "gemm.h" nogil:
                          const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                          float beta, float* C, ptrdiff_t ldc, int nthreads,
                          fnn_prep_fn prep, void* prep_ctx, fnn_epi_fn epi, void* epi_ctx)
+    int fnn_part_by_cols(int M, int N, int nth)
+    void fnn_part_share(int tid, int nth, int M, int N, int* i0, int* m, int* j0, int* n)
+    int fnn_sgemm_part(int tid, int nth, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                       const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb, float beta, float* C,
+                       ptrdiff_t ldc, fnn_prep_fn prep, void* prep_ctx, fnn_epi_fn epi, void* epi_ctx)
     int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                   float beta, float* C, ptrdiff_t ldc, int nthreads)

@@ -128,8 +128,10 @@ def test_dense_act_kernels_equal_the_unfused_sequence(dtype, rng, kind):
         np.testing.assert_array_equal(a, e)
 
 
-# fastnn's GEMM; BLAS in row stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS
-SAME_BITS_CASES = [(np.float32, (256, 300, 520)), (np.float32, (8192, 16, 3)), (np.float32, (256, 1100, 1024)),
+# fastnn's GEMM split by columns (33 panels), by rows on 2 threads and columns on 3 (3 panels); BLAS in row
+# stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS
+SAME_BITS_CASES = [(np.float32, (256, 300, 520)), (np.float32, (512, 300, 40)), (np.float32, (8192, 16, 3)),
+                   (np.float32, (256, 1100, 1024)),
                    (np.float64, (256, 300, 520)), (np.float64, (1100, 40, 300))]
 
 
