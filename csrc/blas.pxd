@@ -27,6 +27,42 @@ cdef enum:
     STRIPED_MIN_WORK = 1 << 17      # m n k below this: one call (a fork/join would cost more than it saves)
 
 
+cdef inline int stripe_count(int m, int n, int k) noexcept nogil:
+    """How many stripes gemm_striped cuts an m x n x k product into (1: one call)"""
+    cdef int ext = n if n >= m else m
+    if <double>m * n * k < STRIPED_MIN_WORK:
+        return 1
+    return (ext + STRIPE - 1) // STRIPE
+
+
+cdef inline void stripe_block(int s, int m, int n, int* i0, int* rows, int* j0, int* cols) noexcept nogil:
+    """Stripe s of C (m x n): rows [i0, i0 + rows) x columns [j0, j0 + cols). Columns when C is at least as wide
+    as tall, else rows; a function of the shape alone (OpenBLAS's bits depend on each call's shape)."""
+    i0[0], rows[0], j0[0], cols[0] = 0, m, 0, n
+    if n >= m:
+        j0[0] = s * STRIPE
+        cols[0] = min(<int>STRIPE, n - j0[0])
+    else:
+        i0[0] = s * STRIPE
+        rows[0] = min(<int>STRIPE, m - i0[0])
+
+
+cdef inline void gemm_stripe(int s, int nstripes, bint trans_a, bint trans_b, int m, int n, int k,
+                             floating alpha, const floating* A, int lda,    # IN  op(A) is m x k
+                             const floating* B, int ldb,                    # IN  op(B) is k x n
+                             floating beta, floating* C, int ldc            # OUT m x n
+                             ) noexcept nogil:
+    """Stripe s of nstripes (stripe_count) of C = alpha op(A) op(B) + beta C: one BLAS call on the caller's thread"""
+    cdef int i0, rows, j0, cols
+    if nstripes == 1:
+        gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+        return
+    stripe_block(s, m, n, &i0, &rows, &j0, &cols)
+    # op(A)'s rows i0.. are A's columns when A is transposed; op(B)'s columns j0.., B's rows when transposed
+    gemm(trans_a, trans_b, rows, cols, k, alpha, A + (i0 if trans_a else <ptrdiff_t>i0 * lda), lda,
+         B + (<ptrdiff_t>j0 * ldb if trans_b else j0), ldb, beta, C + <ptrdiff_t>i0 * ldc + j0, ldc)
+
+
 cdef inline void gemm_striped(bint trans_a, bint trans_b, int m, int n, int k,
                               floating alpha, const floating* A, int lda,    # IN  op(A) is m x k
                               const floating* B, int ldb,                    # IN  op(B) is k x n
@@ -37,20 +73,9 @@ cdef inline void gemm_striped(bint trans_a, bint trans_b, int m, int n, int k,
     # BLAS's own thread pool would spin beside fastnn's OpenMP team and stall its barriers (bench/GEMM.md), so
     # fastnn holds BLAS to 1 thread (_config.single_threaded_blas) and is the only owner of threads. The stripes depend
     # on the shape alone: OpenBLAS's bits depend on the shape of each call, and must not on the thread count.
-    cdef bint by_cols = n >= m
-    cdef int ext = n if by_cols else m
-    cdef int s, nstripes = (ext + STRIPE - 1) // STRIPE
-    cdef ptrdiff_t lo
-    cdef int width
-    if <double>m * n * k < STRIPED_MIN_WORK or nstripes == 1:
+    cdef int s, nstripes = stripe_count(m, n, k)
+    if nstripes == 1:
         gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         return
     for s in prange(nstripes, num_threads=min(num_threads, nstripes), schedule='static'):
-        lo = <ptrdiff_t>s * STRIPE
-        width = min(<int>STRIPE, ext - <int>lo)
-        if by_cols:      # columns lo.. of C: of op(B), which are B's rows when B is transposed
-            gemm(trans_a, trans_b, m, width, k, alpha, A, lda, B + (lo * ldb if trans_b else lo), ldb,
-                 beta, C + lo, ldc)
-        else:            # rows lo.. of C: of op(A), which are A's columns when A is transposed
-            gemm(trans_a, trans_b, width, n, k, alpha, A + (lo if trans_a else lo * lda), lda, B, ldb,
-                 beta, C + lo * ldc, ldc)
+        gemm_stripe(s, nstripes, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)

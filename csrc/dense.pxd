@@ -13,8 +13,11 @@
 from cython cimport floating
 from libc.string cimport memcpy
 from libc.stddef cimport ptrdiff_t
-from blas cimport gemm_striped
-from gemm cimport fnn_sgemm_hooked, own_gemm
+from blas cimport gemm, gemm_striped, gemm_stripe, stripe_count, stripe_block
+from gemm cimport fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm
+
+cdef extern from "fastnn_omp.h" nogil:
+    void fnn_barrier()
 from activations cimport (_forward_range, _backward_range, activation_forward, activation_backward,
                           IDENTITY, SILU)
 
@@ -220,3 +223,133 @@ cdef inline int dense_act_backward(floating* dx,                      # OUT (N, 
         return -1
     _backward(dx, dW, db, dpre, dpost, x, W, pre, post, N, I, O, kind, param, num_threads)
     return 0
+
+
+# ---- a thread's share, for a caller that owns the parallel region (the training step) ----
+# Every thread of the region calls the *_part kernel with its tid of nth; it returns once the whole layer is
+# done (it ends with a barrier). Products split as fnn_sgemm_part (whole micro-tiles) or into blas.pxd's stripes,
+# and the element-wise work by the same shares: the bits of the 1-thread kernels above, whatever nth.
+
+cdef inline void _barrier(int nth) noexcept nogil:
+    if nth > 1:
+        fnn_barrier()
+
+
+cdef inline void _row_share(int tid, int nth, int N, int* r0, int* r1) noexcept nogil:
+    r0[0] = <int>(<long long>tid * N // nth)
+    r1[0] = <int>(<long long>(tid + 1) * N // nth)
+
+
+cdef inline void _forward_block(floating* pre, floating* post, const floating* x, const floating* W,
+                                const floating* b, int I, int O, int i0, int m, int j0, int n, int kind,
+                                double param) noexcept nogil:
+    """Rows [i0, i0 + m) x columns [j0, j0 + n) of _forward by BLAS: bias, one call (beta = 1), activation"""
+    cdef int r
+    for r in range(i0, i0 + m):
+        memcpy(pre + <Py_ssize_t>r * O + j0, b + j0, n * sizeof(floating))
+    gemm(False, False, m, n, I, 1, x + <Py_ssize_t>i0 * I, I, W + j0, O, 1, pre + <Py_ssize_t>i0 * O + j0, O)
+    if post != NULL:
+        for r in range(i0, i0 + m):
+            _forward_range(kind, post + <Py_ssize_t>r * O + j0, pre + <Py_ssize_t>r * O + j0, n, <floating>param)
+
+
+cdef inline void dense_forward_part(int tid, int nth, floating* pre, floating* post, const floating* x,
+                                    const floating* W, const floating* b, int N, int I, int O, int kind,
+                                    double param) noexcept nogil:
+    """This thread's share of _forward (post NULL: no activation); see above"""
+    cdef ForwardEpilogue e
+    cdef int s, ns, i0, m, j0, n
+    if floating is float:
+        if use_own_gemm(N, O, I, False, False, nth):
+            e.b, e.post, e.O, e.kind, e.param = b, post, O, kind, <float>param
+            if fnn_sgemm_part(tid, nth, False, False, N, O, I, 1, x, I, W, O, 0, pre, O, NULL, NULL,
+                              forward_epilogue, &e) != 0:      # out of memory: this share by BLAS
+                fnn_part_share(tid, nth, N, O, &i0, &m, &j0, &n)
+                _forward_block(pre, post, x, W, b, I, O, i0, m, j0, n, kind, param)
+            _barrier(nth)
+            return
+    ns = stripe_count(N, O, I)
+    for s in range(tid * ns // nth, (tid + 1) * ns // nth):
+        i0, m, j0, n = 0, N, 0, O
+        if ns > 1:
+            stripe_block(s, N, O, &i0, &m, &j0, &n)
+        _forward_block(pre, post, x, W, b, I, O, i0, m, j0, n, kind, param)
+    _barrier(nth)
+
+
+cdef inline void _bias_grad(floating* db, const floating* dpre, int N, int O) noexcept nogil:
+    """db += the rows of dpre, in order (the sum the prologue forms, whatever the thread count)"""
+    cdef int r, o
+    cdef const floating* row
+    for r in range(N):
+        row = dpre + <Py_ssize_t>r * O
+        for o in range(O):
+            db[o] += row[o]
+
+
+cdef inline void _dW_part(int tid, int nth, floating* dW, const floating* dpre, const floating* x, int N, int I,
+                          int O, bint own) noexcept nogil:
+    """Its share of dW += x^T dZ, with no hooks: fastnn's GEMM (own) or blas.pxd's stripes"""
+    cdef int s, ns, i0, m, j0, n
+    if floating is float:
+        if own:
+            if fnn_sgemm_part(tid, nth, True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, NULL, NULL, NULL,
+                              NULL) != 0:              # out of memory: this share by BLAS
+                fnn_part_share(tid, nth, I, O, &i0, &m, &j0, &n)
+                gemm(True, False, m, n, N, 1, x + i0, I, dpre + j0, O, 1, dW + <Py_ssize_t>i0 * O + j0, O)
+            return
+    ns = stripe_count(I, O, N)
+    for s in range(tid * ns // nth, (tid + 1) * ns // nth):
+        gemm_stripe(s, ns, True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O)
+
+
+cdef inline void _dx_part(int tid, int nth, floating* dx, const floating* dpre, const floating* W, int N, int I,
+                          int O) noexcept nogil:
+    """Its share of dx += dZ W^T: fastnn's GEMM or blas.pxd's stripes, as dense_gemm picks"""
+    cdef int s, ns, i0, m, j0, n
+    if floating is float:
+        if use_own_gemm(N, I, O, False, True, nth):
+            if fnn_sgemm_part(tid, nth, False, True, N, I, O, 1, dpre, O, W, O, 1, dx, I, NULL, NULL, NULL,
+                              NULL) != 0:
+                fnn_part_share(tid, nth, N, I, &i0, &m, &j0, &n)
+                gemm(False, True, m, n, O, 1, dpre + <Py_ssize_t>i0 * O, O, W + <Py_ssize_t>j0 * O, O, 1,
+                     dx + <Py_ssize_t>i0 * I + j0, I)
+            return
+    ns = stripe_count(N, I, O)
+    for s in range(tid * ns // nth, (tid + 1) * ns // nth):
+        gemm_stripe(s, ns, False, True, N, I, O, 1, dpre, O, W, O, 1, dx, I)
+
+
+cdef inline void dense_backward_part(int tid, int nth, floating* dx, floating* dW, floating* db, floating* dpre,
+                                     const floating* dpost, const floating* x, const floating* W,
+                                     const floating* pre, const floating* post, int N, int I, int O, int kind,
+                                     double param) noexcept nogil:
+    """This thread's share of _backward (kind < 0: dpre is given, only read); see above"""
+    cdef BackwardPrologue p
+    cdef int r0, r1, i0, m, j0, n
+    cdef bint own = False, fused = False
+    if floating is float:
+        own = use_own_gemm(I, O, N, True, False, nth)
+        if own and fnn_part_by_cols(I, O, nth):
+            # dZ and db for its own columns just before they are packed, then its columns of dW
+            fused = True
+            p.dpre, p.dpost, p.pre, p.post, p.db, p.O, p.kind, p.param = dpre, dpost, pre, post, db, O, kind, <float>param
+            if fnn_sgemm_part(tid, nth, True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, backward_prologue, &p,
+                              NULL, NULL) != 0:                 # out of memory: this share by BLAS
+                fnn_part_share(tid, nth, I, O, &i0, &m, &j0, &n)
+                backward_prologue(&p, 0, N, j0, n)
+                gemm(True, False, I, n, N, 1, x, I, dpre + j0, O, 1, dW + j0, O)
+    if not fused:
+        if kind >= 0:           # dZ = dY f'(Z), its rows; then all of it is needed
+            _row_share(tid, nth, N, &r0, &r1)
+            _backward_range(kind, dpre + <Py_ssize_t>r0 * O, dpost + <Py_ssize_t>r0 * O, pre + <Py_ssize_t>r0 * O,
+                            post + <Py_ssize_t>r0 * O, <Py_ssize_t>(r1 - r0) * O, <floating>param)
+            _barrier(nth)
+        if tid == 0:
+            _bias_grad(db, dpre, N, O)
+        _dW_part(tid, nth, dW, dpre, x, N, I, O, own)
+    if dx != NULL:
+        if fused:
+            _barrier(nth)       # all of dZ is written
+        _dx_part(tid, nth, dx, dpre, W, N, I, O)
+    _barrier(nth)

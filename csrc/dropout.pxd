@@ -36,20 +36,25 @@ cdef inline void _dropout_range(floating* out, floating* mask, const floating* x
         out[i] = x[i] * m
 
 
+cdef inline void dropout_range(floating* out, floating* mask, const floating* x, Py_ssize_t lo, Py_ssize_t hi,
+                               double rate, uint64_t seed, uint64_t stream) noexcept nogil:
+    """Elements [lo, hi) of dropout_forward (out, mask, x: the whole arrays): the same bits as the whole call"""
+    _dropout_range(out, mask, x, lo, hi, <uint64_t>(rate * 9007199254740992.0), dropout_key(seed, stream),
+                   <floating>(1.0 / (1.0 - rate)))
+
+
 cdef inline void dropout_forward(floating* out,                      # OUT (n,) x * mask (may be x)
                                  floating* mask,                     # OUT (n,) 0 or 1 / (1 - rate)
                                  const floating* x,                  # IN  (n,)
                                  Py_ssize_t n, double rate, uint64_t seed, uint64_t stream,
                                  int num_threads) noexcept nogil:
     """mask_i = (u_i >= rate) / (1 - rate), u_i = splitmix64(key + i) / 2^64;  out = x * mask"""
-    cdef uint64_t threshold = <uint64_t>(rate * 9007199254740992.0), key = dropout_key(seed, stream)
-    cdef floating keep_scale = <floating>(1.0 / (1.0 - rate))
     cdef Py_ssize_t s, spans = num_threads if (n >= DROPOUT_PARALLEL_MIN and num_threads > 1) else 1
     if spans == 1:
-        _dropout_range(out, mask, x, 0, n, threshold, key, keep_scale)
+        dropout_range(out, mask, x, 0, n, rate, seed, stream)
         return
     for s in prange(spans, num_threads=spans, schedule='static'):
-        _dropout_range(out, mask, x, s * n // spans, (s + 1) * n // spans, threshold, key, keep_scale)
+        dropout_range(out, mask, x, s * n // spans, (s + 1) * n // spans, rate, seed, stream)
 
 
 cdef inline void dropout_backward(floating* dx,                      # OUT (n,) +=

@@ -13,4 +13,13 @@ static inline int omp_get_thread_num(void) { return 0; }
 static inline int omp_get_num_threads(void) { return 1; }
 static inline void omp_set_num_threads(int n) { (void)n; }
 #endif
+
+/* Every thread of the enclosing parallel region waits here for the others (an orphaned barrier: it binds to
+   whichever region calls it; outside any, or without OpenMP, it returns at once). */
+static inline void fnn_barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
 #endif
