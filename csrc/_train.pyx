@@ -7,7 +7,7 @@ every row block in parallel.
 The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
 """
 from cython cimport floating
-from cython.parallel cimport prange, threadid
+from cython.parallel cimport prange, parallel, threadid
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport sqrt, isfinite
@@ -16,6 +16,7 @@ cimport dense
 cimport dropout
 cimport losses
 cimport optim
+from threads cimport omp_get_num_threads
 from optim cimport NORM_BLOCK, PARALLEL_MIN_P
 from train cimport (Hyper, Net, SGD, ADAM, RMSPROP, ADAGRAD, SOFTMAX, SIGMOID, IDENTITY_OUTPUT,
                    TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_STEP)
@@ -40,6 +41,13 @@ cdef void _optimizer_step(const Hyper* h, floating* params, floating* s0, floati
                            num_threads)
 
 
+cdef extern from "stream_copy.h" nogil:
+    void fnn_stream_copy(void* dst, const void* src, size_t nbytes)
+
+cdef enum:
+    STREAM_BACKUP_MIN_BYTES = 1 << 22   # a backup larger than this (the caches) is written with streaming stores
+
+
 cdef void _copy_state(floating* params, floating* s0, floating* s1, floating* s2, floating* backup, Py_ssize_t P,
                       Py_ssize_t lo, Py_ssize_t n, bint back) noexcept nogil:
     """Elements [lo, lo + n) of params and of the optimizer states in use (non-NULL) into backup, each at k * P in
@@ -47,11 +55,14 @@ cdef void _copy_state(floating* params, floating* s0, floating* s1, floating* s2
     cdef floating* live[4]
     cdef int k
     cdef Py_ssize_t at = lo
+    cdef bint stream = P * sizeof(floating) >= STREAM_BACKUP_MIN_BYTES
     live[0], live[1], live[2], live[3] = params, s0, s1, s2
     for k in range(4):
         if live[k] != NULL:
             if back:
                 memcpy(live[k] + lo, backup + at, n * sizeof(floating))
+            elif stream:    # read back only to undo a step (rare): not worth a cache line, nor a read for it
+                fnn_stream_copy(backup + at, live[k] + lo, n * sizeof(floating))
             else:
                 memcpy(backup + at, live[k] + lo, n * sizeof(floating))
             at += P
@@ -63,12 +74,15 @@ cdef inline floating* _shift(floating* a, Py_ssize_t lo) noexcept nogil:
 
 cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
                      const floating* grads, floating* backup, Py_ssize_t P, Py_ssize_t lo, Py_ssize_t n,
-                     int64_t step) noexcept nogil:
+                     int64_t step, bint check_grads) noexcept nogil:
     """Elements [lo, lo + n) of the optimizer step, while they are in cache: keep them in backup, update them,
-    and return whether any of them (params or state) became inf/NaN"""
+    and return NONFINITE_GRADIENT if check_grads and any of their gradients is inf/NaN, else NONFINITE_STEP if
+    any of them (params or state) became inf/NaN, else TRAIN_OK"""
     cdef int bad
     _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
     _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step, 1)
+    if check_grads and optim.any_nonfinite(grads + lo, n):
+        return NONFINITE_GRADIENT
     bad = optim.any_nonfinite(params + lo, n)
     if s0 != NULL:
         bad |= optim.any_nonfinite(s0 + lo, n)
@@ -76,55 +90,60 @@ cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s
         bad |= optim.any_nonfinite(s1 + lo, n)
     if s2 != NULL:
         bad |= optim.any_nonfinite(s2 + lo, n)
-    return bad
+    return NONFINITE_STEP if bad else TRAIN_OK
 
 
-cdef bint _checked_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                        const floating* grads, floating* backup, double* flags, Py_ssize_t P, int64_t step,
-                        int num_threads) noexcept nogil:
-    """The optimizer step, undone (params and states as before it) when it makes any of them inf/NaN; returns
-    whether it stood. A finite gradient can still overflow the step (a huge lr). It runs in blocks of
-    NORM_BLOCK, each kept, updated and checked while in cache: beside the step itself, only the backup's
-    writes reach memory. The elements are independent: the same bits in blocks, spans or one pass."""
-    cdef Py_ssize_t b, nb = optim.norm_blocks(P)
-    cdef bint bad = False
-    if nb > 1 and num_threads > 1 and P >= PARALLEL_MIN_P:
-        for b in prange(nb, num_threads=num_threads, schedule='static'):
-            flags[b] = _step_block(h, params, s0, s1, s2, grads, backup, P, b * NORM_BLOCK,
-                                   min(NORM_BLOCK, P - b * NORM_BLOCK), step)
-    else:
-        for b in range(nb):
-            flags[b] = _step_block(h, params, s0, s1, s2, grads, backup, P, b * NORM_BLOCK,
-                                   min(NORM_BLOCK, P - b * NORM_BLOCK), step)
-    for b in range(nb):
-        bad = bad or flags[b] != 0
-    if bad:
-        _copy_state(params, s0, s1, s2, backup, P, 0, P, True)
-    return not bad
+cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
+                     const floating* grads, floating* backup, Py_ssize_t P, Py_ssize_t lo, Py_ssize_t hi,
+                     int64_t step, bint check_grads) noexcept nogil:
+    """Elements [lo, hi) of the optimizer step, in blocks of NORM_BLOCK, each kept, updated and checked while in
+    cache (beside the step itself, only the backup's writes reach memory); returns the worst block's TrainStatus
+    (a non-finite gradient before an overflowing step). The caller undoes the step (_copy_state back) unless
+    every range stood: a finite gradient can still overflow it (a huge lr); with check_grads an inf/NaN gradient
+    is caught here, sparing a pass over the gradients before the step. The elements are independent: the same
+    bits in any ranges."""
+    cdef Py_ssize_t b = lo
+    cdef int status = TRAIN_OK, flag
+    while b < hi:
+        flag = _step_block(h, params, s0, s1, s2, grads, backup, P, b, min(<Py_ssize_t>NORM_BLOCK, hi - b), step,
+                           check_grads)
+        if flag == NONFINITE_GRADIENT or status == TRAIN_OK:
+            status = flag
+        b += NORM_BLOCK
+    return status
 
 
-cdef void _network_forward(const Net* net, const floating* params, const floating* x, int nb, Py_ssize_t B,
-                           floating* pre, floating* post, floating* mask, floating* dropped,
-                           uint64_t seed, uint64_t* stream, bint train, int num_threads) noexcept nogil:
-    """pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l) for the hidden layers (then dropout, when training);
-    the last layer writes only its logits pre_{L-1}"""
+cdef inline void _share(int tid, int nth, Py_ssize_t n, Py_ssize_t align, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Thread tid's part [lo, hi) of n elements, its ends multiples of align (but the last)"""
+    lo[0] = (tid * n // nth) // align * align
+    hi[0] = n if tid == nth - 1 else ((tid + 1) * n // nth) // align * align
+
+
+cdef void _network_forward(int tid, int nth, const Net* net, const floating* params, const floating* x, int nb,
+                           Py_ssize_t B, floating* pre, floating* post, floating* mask, floating* dropped,
+                           uint64_t seed, uint64_t stream, bint train) noexcept nogil:
+    """Thread tid's share (of nth in the caller's parallel region; 0 of 1 alone) of the forward pass:
+    pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l) for the hidden layers (then dropout, when training, from dropout
+    stream `stream` on); the last layer writes only its logits pre_{L-1}. Returns when every thread is done."""
     cdef int l, I, O
-    cdef Py_ssize_t at
+    cdef Py_ssize_t at, lo, hi
     cdef const floating* a = x
     cdef const floating* W
     for l in range(net.L):
         I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
         W = params + net.offsets[l]
         if l == net.L - 1:
-            dense.dense_forward(pre + at, a, W, W + <Py_ssize_t>I * O, nb, I, O, num_threads)
+            dense.dense_forward_part(tid, nth, pre + at, <floating*>NULL, a, W, W + <Py_ssize_t>I * O, nb, I, O,
+                                     activations.IDENTITY, 0)
             return
-        dense.dense_act_forward(pre + at, post + at, a, W, W + <Py_ssize_t>I * O, nb, I, O,
-                                net.activation, net.activation_param, num_threads)
+        dense.dense_forward_part(tid, nth, pre + at, post + at, a, W, W + <Py_ssize_t>I * O, nb, I, O,
+                                 net.activation, net.activation_param)
         a = post + at
         if train and net.dropout[l] > 0:
-            dropout.dropout_forward(dropped + at, mask + at, a, <Py_ssize_t>nb * O, net.dropout[l],
-                                    seed, stream[0], num_threads)
-            stream[0] += 1
+            _share(tid, nth, <Py_ssize_t>nb * O, 1, &lo, &hi)
+            dropout.dropout_range(dropped + at, mask + at, a, lo, hi, net.dropout[l], seed, stream)
+            stream += 1
+            dense._barrier(nth)
             a = dropped + at
 
 
@@ -159,61 +178,86 @@ cdef void _accumulate_metric(int loss, const floating* out, const int64_t* class
                 metric[3 * o + 2] += w * y * y
 
 
-cdef int _train_batches(const Net* net, const Hyper* h,
-                        floating* params, floating* grads,                       # IN/OUT (P,)
-                        floating* s0, floating* s1, floating* s2,                # IN/OUT (P,) optimizer state or NULL
-                        const floating* X, const int64_t* classes,               # IN (n, I0); (n,) or NULL
-                        const floating* targets, const floating* weights,        # IN (n, O_L) or NULL; (n,) or NULL
-                        const int64_t* order, Py_ssize_t n,                      # IN (n,) this epoch's sample order
-                        floating* xb, int64_t* cb, floating* tb, floating* wb,   # workspace: the batch's rows
-                        floating* pre, floating* post, floating* dpre, floating* dpost,
-                        floating* mask, floating* dropped, double* partial,      # workspace
-                        floating* backup,                                        # workspace: params, state
-                        double* metric,                                          # IN/OUT running metric sums
-                        Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
-                        uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
-                        double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
-                        int num_threads) noexcept nogil:
-    """Batches first..last-1 of the epoch: forward, loss, backward, norm check/clip, optimizer step.
-    Returns a TrainStatus; on a non-finite loss, gradient or step the batch is not applied (the step is undone:
-    params and state as before it) and bad_batch names it."""
-    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, r, nb
-    cdef Py_ssize_t batch, lo, idx, at, below, out_at = B * net.starts[L - 1]
-    cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL)
-    cdef double loss, wsum, normsq, coef
+cdef enum:
+    PARALLEL_STEP_MIN_WORK = 1 << 19    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread
+    MAX_STEP_THREADS = 256              # threads of the training step's region (its flags live on the stack)
+
+
+cdef int _train_part(int tid, int nth, int* flags,
+                     const Net* net, const Hyper* h,
+                     floating* params, floating* grads,                       # IN/OUT (P,)
+                     floating* s0, floating* s1, floating* s2,                # IN/OUT (P,) optimizer state or NULL
+                     const floating* X, const int64_t* classes,               # IN (n, I0); (n,) or NULL
+                     const floating* targets, const floating* weights,        # IN (n, O_L) or NULL; (n,) or NULL
+                     const int64_t* order, Py_ssize_t n,                      # IN (n,) this epoch's sample order
+                     floating* xb, int64_t* cb, floating* tb, floating* wb,   # workspace: the batch's rows
+                     floating* pre, floating* post, floating* dpre, floating* dpost,
+                     floating* mask, floating* dropped, double* partial,      # workspace
+                     floating* backup,                                        # workspace: params, state
+                     double* metric,                                          # IN/OUT running metric sums
+                     Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
+                     uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
+                     double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch) noexcept nogil:
+    """Thread tid's part (of nth in train_batches' parallel region; 0 of 1 alone) of batches first..last-1:
+    forward, loss, backward, norm check/clip, optimizer step. The products and element-wise work are shared out
+    as dense.pxd's *_part kernels share them, the optimizer step by ranges of the parameters; the loss (a few
+    rows) and the bookkeeping are thread 0's, which alone writes the outputs (stream, step, sums, bad_batch).
+    Every thread returns the same TrainStatus; on a non-finite loss, gradient or step the batch is not applied
+    (the step is undone: params and state as before it) and bad_batch names it."""
+    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, nb, status, t
+    cdef Py_ssize_t batch, lo, r, idx, at, below, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi, b
+    cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL), nblocks = optim.norm_blocks(net.P)
+    cdef double loss = 0, wsum = 0, normsq, coef
+    cdef int64_t local_step = step[0]
+    cdef uint64_t local_stream = stream[0]
     cdef const int64_t* batch_classes = cb if classes != NULL else NULL
     cdef const floating* batch_targets = tb if classes == NULL else NULL
     cdef const floating* batch_weights = wb if weights != NULL else NULL
     cdef floating* dW
     cdef floating* dx
     cdef const floating* x
+    _share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped, undone
+    _share(tid, nth, workspace, 16, &w_lo, &w_hi)
     for batch in range(first, last):
         lo = batch * B
         nb = <int>min(B, n - lo)
-        # gather the batch's rows into the preallocated batch buffers
-        for r in range(nb):
+        # its rows of the batch, gathered into the batch buffers; its parts of the gradients (every gradient
+        # accumulates) and of the workspaces zeroed
+        for r in range(tid * nb // nth, (tid + 1) * nb // nth):
             idx = order[lo + r]
-            memcpy(xb + <Py_ssize_t>r * I0, X + idx * I0, I0 * sizeof(floating))
+            memcpy(xb + r * I0, X + idx * I0, I0 * sizeof(floating))
             if classes != NULL:
                 cb[r] = classes[idx]
             else:
-                memcpy(tb + <Py_ssize_t>r * OL, targets + idx * OL, OL * sizeof(floating))
+                memcpy(tb + r * OL, targets + idx * OL, OL * sizeof(floating))
             if weights != NULL:
                 wb[r] = weights[idx]
-        _network_forward(net, params, xb, nb, B, pre, post, mask, dropped, seed, stream, True, num_threads)
-        loss = losses.loss_forward(net.loss, post + out_at, pre + out_at, batch_classes, batch_targets,
-                                   batch_weights, nb, OL, <floating>net.delta)
-        if not isfinite(loss):
-            bad_batch[0] = batch
-            return NONFINITE_LOSS
-        _accumulate_metric(net.loss, post + out_at, batch_classes, batch_targets, batch_weights, nb, OL, metric)
-        wsum = losses.weight_sum(batch_weights, nb)
-        # backward: every gradient accumulates, so zero them first (each family is one flat buffer)
-        memset(grads, 0, net.P * sizeof(floating))
-        memset(dpre, 0, workspace * sizeof(floating))
-        memset(dpost, 0, workspace * sizeof(floating))
-        losses.loss_backward(net.loss, dpre + out_at, post + out_at, batch_classes, batch_targets, batch_weights,
-                             nb, OL, <floating>net.delta)
+        memset(grads + p_lo, 0, (p_hi - p_lo) * sizeof(floating))
+        memset(dpre + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
+        memset(dpost + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
+        dense._barrier(nth)
+        _network_forward(tid, nth, net, params, xb, nb, B, pre, post, mask, dropped, seed, local_stream, True)
+        for l in range(L - 1):  # the dropout streams forward drew: one per hidden layer with dropout
+            if net.dropout[l] > 0:
+                local_stream += 1
+        if tid == 0:
+            stream[0] = local_stream
+            loss = losses.loss_forward(net.loss, post + out_at, pre + out_at, batch_classes, batch_targets,
+                                       batch_weights, nb, OL, <floating>net.delta)
+            flags[0] = TRAIN_OK if isfinite(loss) else NONFINITE_LOSS
+            if flags[0] == TRAIN_OK:
+                wsum = losses.weight_sum(batch_weights, nb)    # now: after the last barrier, wb is the next batch's
+                _accumulate_metric(net.loss, post + out_at, batch_classes, batch_targets, batch_weights, nb, OL,
+                                   metric)
+                losses.loss_backward(net.loss, dpre + out_at, post + out_at, batch_classes, batch_targets,
+                                     batch_weights, nb, OL, <floating>net.delta)
+        dense._barrier(nth)
+        status = flags[0]
+        dense._barrier(nth)     # all have read flags[0] before anyone writes it again
+        if status != TRAIN_OK:
+            if tid == 0:
+                bad_batch[0] = batch
+            return status
         for l in range(L - 1, -1, -1):
             I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
             dW = grads + net.offsets[l]
@@ -223,31 +267,80 @@ cdef int _train_batches(const Net* net, const Hyper* h,
                 dx = dpost + below
             else:
                 x, dx = xb, NULL
-            if l == L - 1:
-                dense.dense_backward(dx, dW, dW + <Py_ssize_t>I * O, dpre + at, x, params + net.offsets[l],
-                                     nb, I, O, num_threads)
-            else:
-                dense.dense_act_backward(dx, dW, dW + <Py_ssize_t>I * O, dpre + at, dpost + at, x,
-                                         params + net.offsets[l], pre + at, post + at, nb, I, O,
-                                         net.activation, net.activation_param, num_threads)
-            if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place
-                _multiply_in_place(dx, mask + below, <Py_ssize_t>nb * I)
-        normsq = optim.grad_norm_sq(grads, net.P, partial, num_threads)
-        if not isfinite(normsq):
-            bad_batch[0] = batch
-            return NONFINITE_GRADIENT
-        if clip_norm > 0:
+            dense.dense_backward_part(tid, nth, dx, dW, dW + <Py_ssize_t>I * O, dpre + at,
+                                      dpost + at if l < L - 1 else <floating*>NULL, x, params + net.offsets[l],
+                                      pre + at, post + at, nb, I, O, net.activation if l < L - 1 else -1,
+                                      net.activation_param)
+            if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place: its rows
+                r = tid * nb // nth
+                _multiply_in_place(dx + r * I, mask + below + r * I, ((tid + 1) * nb // nth - r) * I)
+                dense._barrier(nth)
+        if clip_norm > 0:       # else the step checks the gradients itself, while they are in cache
+            for b in range(tid * nblocks // nth, (tid + 1) * nblocks // nth):
+                partial[b] = optim._block_sum_squares(grads + b * NORM_BLOCK, min(<Py_ssize_t>NORM_BLOCK, net.P - b * NORM_BLOCK))
+            dense._barrier(nth)
+            normsq = 0
+            for b in range(nblocks):        # in order: the same sum on any thread count
+                normsq += partial[b]
+            dense._barrier(nth)             # all have read partial before the next batch writes it
+            if not isfinite(normsq):
+                if tid == 0:
+                    bad_batch[0] = batch
+                return NONFINITE_GRADIENT
             coef = optim.clip_coefficient(sqrt(normsq), clip_norm)
             if coef < 1:
-                optim.scale_in_place(grads, net.P, <floating>coef, num_threads)
-        step[0] += 1
-        if not _checked_step(h, params, s0, s1, s2, grads, backup, partial, net.P, step[0], num_threads):
-            step[0] -= 1
-            bad_batch[0] = batch
-            return NONFINITE_STEP
-        loss_sum[0] += loss * wsum
-        weight_sum[0] += wsum
+                optim.scale_in_place(grads + p_lo, p_hi - p_lo, <floating>coef, 1)
+        flags[tid] = _step_range(h, params, s0, s1, s2, grads, backup, net.P, p_lo, p_hi, local_step + 1,
+                                 clip_norm <= 0)
+        dense._barrier(nth)
+        status = TRAIN_OK
+        for t in range(nth):
+            if flags[t] == NONFINITE_GRADIENT or status == TRAIN_OK:
+                status = flags[t]
+        dense._barrier(nth)     # all have read the flags before anyone writes them again
+        if status != TRAIN_OK:
+            _copy_state(params, s0, s1, s2, backup, net.P, p_lo, p_hi - p_lo, True)
+            if tid == 0:
+                bad_batch[0] = batch
+            return status
+        local_step += 1
+        if tid == 0:
+            step[0] = local_step
+            loss_sum[0] += loss * wsum
+            weight_sum[0] += wsum
     return TRAIN_OK
+
+
+cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floating* grads,
+                        floating* s0, floating* s1, floating* s2, const floating* X, const int64_t* classes,
+                        const floating* targets, const floating* weights, const int64_t* order, Py_ssize_t n,
+                        floating* xb, int64_t* cb, floating* tb, floating* wb,
+                        floating* pre, floating* post, floating* dpre, floating* dpost,
+                        floating* mask, floating* dropped, double* partial, floating* backup, double* metric,
+                        Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
+                        uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
+                        double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
+                        int num_threads) noexcept nogil:
+    """Batches first..last-1 (see _train_part): one parallel region for all of them, when the step is worth more
+    than one thread -- the threads meet at barriers, a few per layer, instead of a fork/join per kernel."""
+    cdef int flags[MAX_STEP_THREADS + 1]      # one per thread, and the status
+    cdef int l, tid = 0, nth = min(num_threads, <int>MAX_STEP_THREADS)
+    cdef double work = 0
+    for l in range(net.L):
+        work += 3.0 * B * net.sizes[l] * net.sizes[l + 1]
+    if nth > 1 and work >= PARALLEL_STEP_MIN_WORK:
+        with parallel(num_threads=nth):
+            tid = threadid()
+            l = _train_part(tid, omp_get_num_threads(), flags, net, h, params, grads, s0, s1, s2, X, classes,
+                            targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped,
+                            partial, backup, metric, B, first, last, seed, stream, step, clip_norm, loss_sum,
+                            weight_sum, bad_batch)
+            if tid == 0:
+                flags[MAX_STEP_THREADS] = l
+        return flags[MAX_STEP_THREADS]
+    return _train_part(0, 1, flags, net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n,
+                       xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped, partial, backup, metric, B, first,
+                       last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch)
 
 
 cdef inline void _multiply_in_place(floating* a, const floating* m, Py_ssize_t n) noexcept nogil:
@@ -256,14 +349,11 @@ cdef inline void _multiply_in_place(floating* a, const floating* m, Py_ssize_t n
         a[i] *= m[i]
 
 
-cdef void _predict_block(const Net* net, int output, const floating* params, const floating* x, int nb,
-                         Py_ssize_t block, floating* pre, floating* post, floating* out,
-                         int num_threads) noexcept nogil:
-    """out (nb, O_L) = the output activation of the network on the nb rows of x"""
-    cdef uint64_t no_stream = 0
+cdef void _predict_output(const Net* net, int output, floating* pre, Py_ssize_t block, int nb,
+                          floating* out) noexcept nogil:
+    """out (nb, O_L) = the output activation of the logits in pre's last layer block"""
     cdef int OL = net.sizes[net.L]
     cdef floating* logits = pre + block * net.starts[net.L - 1]
-    _network_forward(net, params, x, nb, block, pre, post, NULL, NULL, 0, &no_stream, False, num_threads)
     if output == SOFTMAX:
         losses.softmax_forward(out, logits, nb, OL)
     elif output == SIGMOID:
@@ -275,23 +365,31 @@ cdef void _predict_block(const Net* net, int output, const floating* params, con
 cdef void _predict_rows(const Net* net, int output, const floating* params, const floating* X, Py_ssize_t N,
                         Py_ssize_t block, floating* pre, floating* post, floating* out, Py_ssize_t per_thread,
                         int num_threads) noexcept nogil:
-    """Blocks of `block` rows; in parallel over blocks (each thread its own workspace slice, single-threaded
-    kernels inside) when there are several and float32 takes fastnn's GEMM; else one block at a time with
-    threaded kernels. Each row's result depends on nothing but the row: the same bits either way."""
+    """Blocks of `block` rows; in parallel over blocks (each thread its own workspace slice, one thread on each)
+    when there are several and float32 takes fastnn's GEMM; else one block at a time, all threads on it. Each
+    row's result depends on nothing but the row: the same bits either way."""
     cdef Py_ssize_t b, lo, nblocks = (N + block - 1) // block
-    cdef int t, I0 = net.sizes[0], OL = net.sizes[net.L]
+    cdef int t, nb, I0 = net.sizes[0], OL = net.sizes[net.L]
     cdef int threads = <int>min(<Py_ssize_t>num_threads, nblocks)
     if floating is float and threads > 1:
         for b in prange(nblocks, num_threads=threads, schedule='static'):
             t = threadid()
             lo = b * block
-            _predict_block(net, output, params, X + lo * I0, <int>min(block, N - lo), block,
-                           pre + t * per_thread, post + t * per_thread, out + lo * OL, 1)
-    else:
-        for b in range(nblocks):
-            lo = b * block
-            _predict_block(net, output, params, X + lo * I0, <int>min(block, N - lo), block, pre, post,
-                           out + lo * OL, num_threads)
+            nb = <int>min(block, N - lo)
+            _network_forward(0, 1, net, params, X + lo * I0, nb, block, pre + t * per_thread, post + t * per_thread,
+                             NULL, NULL, 0, 0, False)
+            _predict_output(net, output, pre + t * per_thread, block, nb, out + lo * OL)
+        return
+    for b in range(nblocks):
+        lo = b * block
+        nb = <int>min(block, N - lo)
+        if num_threads > 1:
+            with parallel(num_threads=num_threads):
+                _network_forward(threadid(), omp_get_num_threads(), net, params, X + lo * I0, nb, block, pre, post,
+                                 NULL, NULL, 0, 0, False)
+        else:
+            _network_forward(0, 1, net, params, X + lo * I0, nb, block, pre, post, NULL, NULL, 0, 0, False)
+        _predict_output(net, output, pre, block, nb, out + lo * OL)
 
 
 cdef int _check_net(Net* net, const int[::1] sizes, const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] starts,

@@ -209,3 +209,22 @@ def test_softmax_of_an_infinite_logit(backend, dtype):
         backend.softmax_forward(out, z)
     np.testing.assert_array_equal(out[:2], [[1, 0, 0], [0, 1, 0]])
     assert np.all(np.isnan(out[2]))
+
+
+@pytest.mark.parametrize("backend", ["compiled", "numpy"])
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_a_finite_loss_with_an_overflowing_gradient_changes_nothing(backend, clip):
+    """x = 3e38 with tiny weights: the prediction and the loss are finite, dW = 2 (pred - y) x overflows. Without
+    clipping the compiled step checks the gradients itself (no pass before it): the step is undone, the same
+    status either way."""
+    X, y = np.full((1, 2), 3e38), np.array([-1000.0])
+    model = fastnn.MLP([2, 1], activation="identity", loss="mse", seed=0, backend=backend)
+    model.weights = [np.full((2, 1), 1e-38)]
+    before, optimizer = model.params.copy(), fastnn.optim.Adam(lr=1e-3)
+    assert np.isfinite(model.evaluate(X, y)["loss"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # python -W error: NumPy's overflow warnings (backend="numpy") stay quiet
+        with pytest.raises(FloatingPointError, match=r"gradient .* epoch 1, batch 1;"):
+            model.fit(X, y, epochs=1, batch_size=1, optimizer=optimizer, clip_grad_norm=clip)
+    assert model.params.tobytes() == before.tobytes()
+    assert optimizer.step_count == 0 and not any(np.any(s) for s in optimizer.state.values())

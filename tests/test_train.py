@@ -69,16 +69,47 @@ def test_whole_epoch_path_equals_per_batch_path(rng, backend, loss):
     np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-12)
 
 
-def test_same_bits_on_one_and_two_threads(rng):
-    """Every reduction is split the same way whatever the thread count (fastnn's GEMM, blocked norms)."""
-    X = rng.standard_normal((600, 40)).astype(np.float32)
-    y = rng.integers(0, 10, 600)
+# (layers, dtype, batch, fit options): each big enough for the training step's parallel region on 2 threads.
+# The second has a 12-wide layer (one GEMM panel: split by rows), a 40-wide one (3 panels: rows on 2 threads,
+# columns on 3) and a 3-wide output (BLAS), a last batch of 88 rows, no clipping (the step checks the gradients);
+# in float64 every product is BLAS's, in stripes.
+PARALLEL_STEP_CASES = [
+    ([40, 300, 200, 10], "float32", 128, dict(clip_grad_norm=1.0), dict(dropout=0.1)),
+    ([30, 12, 40, 3], "float32", 256, dict(optimizer=lambda: fastnn.optim.Adam(lr=1e-2)), dict(activation="relu")),
+    ([30, 12, 40, 3], "float64", 256, dict(clip_grad_norm=0.5), dict(dropout=[0.2, 0.0], activation="gelu")),
+]
+
+
+@pytest.mark.parametrize("layers, dtype, batch, fit_kw, model_kw", PARALLEL_STEP_CASES)
+def test_same_bits_on_one_two_and_three_threads(rng, layers, dtype, batch, fit_kw, model_kw):
+    """Every product, reduction and element-wise pass is split the same way whatever the thread count (fastnn's
+    GEMM by whole micro-tiles, BLAS in stripes fixed by the shape, blocked norms)."""
+    X = rng.standard_normal((600, layers[0])).astype(dtype)
+    y = rng.integers(0, layers[-1], 600)
     results = []
-    for threads in (1, 2):
-        m = fastnn.MLP([40, 300, 200, 10], seed=5, num_threads=threads, dropout=0.1)
-        m.fit(X, y, epochs=2, batch_size=128, clip_grad_norm=1.0)
-        results.append((m.params.tobytes(), m.predict_proba(X).tobytes()))
-    assert results[0] == results[1]
+    for threads in (1, 2, 3):
+        kw = {k: v() if callable(v) else v for k, v in fit_kw.items()}   # a fresh optimizer each
+        m = fastnn.MLP(layers, seed=5, num_threads=threads, dtype=dtype, **model_kw)
+        m.fit(X, y, epochs=2, batch_size=batch, **kw)
+        results.append((m.params.tobytes(), m.predict_proba(X).tobytes(), m.optimizer_.step_count))
+    assert results[0][2] == 2 * -(-600 // batch)
+    assert results[0] == results[1] == results[2]
+
+
+def test_parallel_step_matches_numpy_twin(rng):
+    """The 2-thread training step's region against the NumPy reference (float64, dropout, weights, clipping)"""
+    X, y = rng.standard_normal((600, 30)), rng.integers(0, 3, 600)
+    w = rng.uniform(0.2, 2.0, len(X))
+    fitted = []
+    for backend in ("compiled", "numpy"):
+        m = fastnn.MLP([30, 12, 40, 3], activation="tanh", dropout=[0.3, 0.1], seed=2, backend=backend,
+                       num_threads=2, dtype="float64")
+        fitted.append(m.fit(X, y, epochs=2, batch_size=256, sample_weight=w, clip_grad_norm=0.5,
+                            optimizer=fastnn.optim.RMSprop(lr=1e-3, momentum=0.5, centered=True)))
+        fitted[-1] = (m, fitted[-1])
+    (a, ha), (b, hb) = fitted
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-9)
 
 
 def test_divergence_stops_with_the_last_finite_weights(rng):
