@@ -53,11 +53,14 @@ class _Workspace:
 
 
 class _EpochBuffers:
-    """Everything the compiled epoch loop touches besides the model's own buffers, allocated once per fit."""
+    """Everything the compiled epoch loop touches besides the model's own buffers: allocated once, kept by the
+    model for the next fit of the same batch size and optimizer state (a wide model's undo buffer is hundreds of
+    MB, and fresh pages cost the kernel's zeroing on first touch, every fit)."""
 
     def __init__(self, model, batch_size, n_outputs, state):
         dtype, sizes = model.dtype, model.layer_sizes
         B = batch_size
+        self.key = _EpochBuffers.key_of(model, batch_size, n_outputs, state)
         workspace = B * sum(sizes[1:])
         hidden = max(1, B * sum(sizes[1:-1]))
         self.xb = np.empty((B, sizes[0]), dtype)
@@ -71,6 +74,10 @@ class _EpochBuffers:
         # params and the optimizer's state buffers before each step, to undo a step that overflows
         self.backup = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
         self.metric = np.zeros(3 * n_outputs)
+
+    @staticmethod
+    def key_of(model, batch_size, n_outputs, state):
+        return (model.dtype, tuple(model.layer_sizes), batch_size, n_outputs, tuple(s is not None for s in state))
 
 
 def _carve(flat, n, widths):
@@ -223,6 +230,7 @@ class MLP:
                 W_list.append(flat[offset: offset + i * o].reshape(i, o))
                 b_list.append(flat[offset + i * o: offset + i * o + o])
         self._workspaces = {}
+        self._epoch_buffers = None
         self._guard = _Guard()
 
     def _initialize(self):
@@ -240,7 +248,7 @@ class MLP:
     def __getstate__(self):
         """Pickle arrays and settings; views, workspaces and the lock are rebuilt on unpickling."""
         state = {k: v for k, v in self.__dict__.items()
-                 if k not in ("_W", "_b", "_dW", "_db", "_workspaces", "_guard", "backend")}
+                 if k not in ("_W", "_b", "_dW", "_db", "_workspaces", "_epoch_buffers", "_guard", "backend")}
         state["backend"] = self.backend.name
         return state
 
@@ -609,7 +617,10 @@ class MLP:
             optimizer.reset()
         state = optimizer.state_buffers(self.params)    # refuses an optimizer that holds another model's state
         n_out = self.layer_sizes[-1]
-        buffers = _EpochBuffers(self, min(batch_size, n), n_out, state)
+        buffers = self._epoch_buffers
+        if buffers is None or buffers.key != _EpochBuffers.key_of(self, min(batch_size, n), n_out, state):
+            buffers = self._epoch_buffers = None    # the old ones go before the new ones are allocated
+            buffers = self._epoch_buffers = _EpochBuffers(self, min(batch_size, n), n_out, state)
         # every check has passed: from here on the call changes the model
         vars(self).update(labels)
         if not warm_start and self.n_iter_ > 0:   # a refit starts from the seed's initial weights, as scikit-learn's
