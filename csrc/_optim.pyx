@@ -10,6 +10,8 @@ cimport optim
 from optim cimport PARALLEL_MIN_P
 from fastnn._config import get_num_threads
 
+optim.fnn_adam_init()   # adam.h: pick the AVX2 or baseline loops for this CPU once, at import
+
 
 cdef floating* _state(floating[::1] params, arr, str kernel, str name, str needed_by) except? NULL:
     """Pointer to the optional state `arr` (NULL for None), checked against params' length and dtype;

@@ -23,6 +23,8 @@ from train cimport (Hyper, Net, SGD, ADAM, RMSPROP, ADAGRAD, SOFTMAX, SIGMOID, I
 
 import numpy as np
 
+optim.fnn_adam_init()   # adam.h: pick the AVX2 or baseline loops for this CPU once, at import
+
 
 cdef void _optimizer_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
                           const floating* grads, Py_ssize_t P, int64_t step, int num_threads) noexcept nogil:
@@ -80,6 +82,12 @@ cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s
     any of them (params or state) became inf/NaN, else TRAIN_OK"""
     cdef int bad
     _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
+    if h.kind == ADAM:          # the checks inside the update's own loop
+        bad = optim.adam_span(params + lo, s0 + lo, s1 + lo, _shift(s2, lo), grads + lo, n, step, h.lr, h.beta1,
+                              h.beta2, h.eps, h.weight_decay, h.amsgrad, h.maximize, h.decoupled)
+        if check_grads and bad & 2:
+            return NONFINITE_GRADIENT
+        return NONFINITE_STEP if bad & 1 else TRAIN_OK
     _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step, 1)
     if check_grads and optim.any_nonfinite(grads + lo, n):
         return NONFINITE_GRADIENT

@@ -86,20 +86,38 @@ cdef inline void sgd_step(floating* params,                   # IN/OUT (P,)
             _sgd_at(i, params, momentum_buffer, grads, lr_, mu, keep, l2, wd, sign, nesterov, nesterov_mu, False, False)
 
 
-cdef inline void _adam_at(Py_ssize_t i, floating* params, floating* exp_avg, floating* exp_avg_sq,
-                          floating* max_exp_avg_sq, const floating* grads, floating sign,
-                          floating weight_decay, floating decay, bint l2, bint from_start, floating coef,
-                          floating beta2, floating beta2_weight, floating step_size, floating bias_correction2_sqrt,
-                          floating eps, bint amsgrad) noexcept nogil:
-    cdef floating p = params[i] * decay, g = sign * grads[i], v, vmax
-    if l2:
-        g = g + weight_decay * p
-    exp_avg[i] = _lerp(exp_avg[i], g, from_start, coef)
-    v = exp_avg_sq[i] = exp_avg_sq[i] * beta2 + beta2_weight * g * g
-    if amsgrad:
-        vmax = max_exp_avg_sq[i]
-        v = max_exp_avg_sq[i] = v if (v > vmax) | (v != v) else vmax    # torch.maximum: NaN wins
-    params[i] = p - step_size * (exp_avg[i] / (_sqrt(v) / bias_correction2_sqrt + eps))
+cdef extern from "adam.h" nogil:
+    void fnn_adam_init()
+    int fnn_adam_f32(float* params, float* exp_avg, float* exp_avg_sq, float* max_exp_avg_sq, const float* grads,
+                      Py_ssize_t n, float sign, float wd, float decay, int l2, int from_start, float coef,
+                      float beta2, float beta2_weight, float step_size, float bias_correction2_sqrt, float eps,
+                      int amsgrad)
+    int fnn_adam_f64(double* params, double* exp_avg, double* exp_avg_sq, double* max_exp_avg_sq,
+                      const double* grads, Py_ssize_t n, double sign, double wd, double decay, int l2,
+                      int from_start, double coef, double beta2, double beta2_weight, double step_size,
+                      double bias_correction2_sqrt, double eps, int amsgrad)
+
+
+cdef inline int adam_span(floating* params, floating* exp_avg, floating* exp_avg_sq, floating* max_exp_avg_sq,
+                          const floating* grads, Py_ssize_t P, double step, double lr, double beta1, double beta2,
+                          double eps, double weight_decay, bint amsgrad, bint maximize,
+                          bint decoupled_weight_decay) noexcept nogil:
+    """adam_step on one thread (the arguments are adam_step's); returns what became inf/NaN: bit 1 for a
+    gradient, bit 0 for a new parameter or state"""
+    cdef floating w1 = 1 - beta1, coef = _lerp_coef(w1)     # torch rounds lerp's weight to the dtype first
+    cdef bint from_start = -0.5 < w1 < 0.5
+    cdef bint l2 = weight_decay != 0 and not decoupled_weight_decay
+    cdef floating decay = 1 - lr * weight_decay if weight_decay != 0 and decoupled_weight_decay else 1   # p * 1 == p
+    cdef floating sign = -1 if maximize else 1, wd = weight_decay
+    cdef floating b2 = beta2, w2 = 1 - beta2, eps_ = eps
+    cdef floating step_size = lr / (1 - pow(beta1, step))
+    cdef floating bias_correction2_sqrt = pow(1 - pow(beta2, step), 0.5)   # torch 2.13 writes `** 0.5`
+    if floating is float:       # adam.h: the update, AVX2-wide where the CPU has it
+        return fnn_adam_f32(params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads, P, sign, wd, decay, l2, from_start,
+                            coef, b2, w2, step_size, bias_correction2_sqrt, eps_, amsgrad)
+    else:
+        return fnn_adam_f64(params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads, P, sign, wd, decay, l2, from_start,
+                            coef, b2, w2, step_size, bias_correction2_sqrt, eps_, amsgrad)
 
 
 cdef inline void adam_step(floating* params,                  # IN/OUT (P,)
@@ -112,29 +130,16 @@ cdef inline void adam_step(floating* params,                  # IN/OUT (P,)
                            int num_threads) noexcept nogil:
     """g = ±g (+ wd p, or p *= 1 - lr wd if decoupled);  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2;
     p -= lr / (1 - b1^t) * m / (sqrt(v or max v) / sqrt(1 - b2^t) + eps)"""
-    cdef Py_ssize_t i, s, lo, n = _spans(P, num_threads)
-    cdef floating w1 = 1 - beta1, coef = _lerp_coef(w1)     # torch rounds lerp's weight to the dtype first
-    cdef bint from_start = -0.5 < w1 < 0.5
-    cdef bint l2 = weight_decay != 0 and not decoupled_weight_decay
-    cdef floating decay = 1 - lr * weight_decay if weight_decay != 0 and decoupled_weight_decay else 1   # p * 1 == p
-    cdef floating sign = -1 if maximize else 1, wd = weight_decay
-    cdef floating b2 = beta2, w2 = 1 - beta2, eps_ = eps
-    cdef floating step_size = lr / (1 - pow(beta1, step))
-    cdef floating bias_correction2_sqrt = pow(1 - pow(beta2, step), 0.5)   # torch 2.13 writes `** 0.5`
+    cdef Py_ssize_t s, lo, n = _spans(P, num_threads)
     if n > 1:
         for s in prange(n, num_threads=n, schedule='static'):
             lo = s * P // n
-            adam_step(params + lo, exp_avg + lo, exp_avg_sq + lo, _from(max_exp_avg_sq, lo), grads + lo,
+            adam_span(params + lo, exp_avg + lo, exp_avg_sq + lo, _from(max_exp_avg_sq, lo), grads + lo,
                       (s + 1) * P // n - lo, step, lr, beta1, beta2, eps, weight_decay, amsgrad, maximize,
-                      decoupled_weight_decay, 1)
-    elif amsgrad:
-        for i in range(P):
-            _adam_at(i, params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads, sign, wd, decay, l2,
-                     from_start, coef, b2, w2, step_size, bias_correction2_sqrt, eps_, True)
+                      decoupled_weight_decay)
     else:
-        for i in range(P):
-            _adam_at(i, params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads, sign, wd, decay, l2,
-                     from_start, coef, b2, w2, step_size, bias_correction2_sqrt, eps_, False)
+        adam_span(params, exp_avg, exp_avg_sq, max_exp_avg_sq, grads, P, step, lr, beta1, beta2, eps, weight_decay,
+                  amsgrad, maximize, decoupled_weight_decay)
 
 
 cdef inline void _rmsprop_at(Py_ssize_t i, floating* params, floating* square_avg, floating* grad_avg,

@@ -323,3 +323,31 @@ def test_step_counts_from_one(caller, rng, name):
     args = kernel_args(name, 7, np.float64, rng, {**HYPER[name], "step": 0})
     with pytest.raises(ValueError, match="step"):
         getattr(caller, name)(**args)
+
+
+ADAM_BITS_SCRIPT = """
+import sys, numpy as np, fastnn
+k = fastnn.get_backend("compiled")
+rng = np.random.default_rng(int(sys.argv[1]))
+out = []
+for dtype in (np.float32, np.float64):
+    for amsgrad in (False, True):
+        p, m, g = (rng.standard_normal(1037).astype(dtype) for _ in range(3))
+        v, vmax = (rng.random(1037).astype(dtype) for _ in range(2))
+        k.adam_step(p, m, v, vmax, g, step=3, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                    amsgrad=amsgrad, maximize=False, decoupled_weight_decay=False)
+        out += [p, m, v, vmax]
+sys.stdout.write(b"".join(a.tobytes() for a in out).hex())
+"""
+
+
+def test_adam_same_bits_on_the_avx2_and_baseline_loops(rng):
+    """adam.h compiles one update for baseline x86-64 and for AVX2 (picked at run time; FASTNN_CPU=portable forces
+    the former): the same operations, so the same bits"""
+    import os
+    import subprocess
+    import sys
+    seed = str(rng.integers(2**31))
+    runs = [subprocess.run([sys.executable, "-c", ADAM_BITS_SCRIPT, seed], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, FASTNN_CPU=cpu)).stdout for cpu in ("", "portable")]
+    assert len(runs[0]) > 1000 and runs[0] == runs[1]
