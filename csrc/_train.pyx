@@ -187,7 +187,10 @@ cdef void _accumulate_metric(int loss, const floating* out, const int64_t* class
 
 
 cdef enum:
-    PARALLEL_STEP_MIN_WORK = 1 << 19    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread
+    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread. W2's 1.8M ran no faster on
+    # 2 threads than on 1 on this 2-vCPU machine (best of 20 epochs 0.73M vs 0.79M samples/s; medians within
+    # noise), W3's 90M ran 1.4x faster; the per-product rule (dense.pxd's SERIAL_MAX_WORK) is the same 2^22.
+    PARALLEL_STEP_MIN_WORK = 1 << 22
     MAX_STEP_THREADS = 256              # threads of the training step's region (its flags live on the stack)
 
 

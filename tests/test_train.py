@@ -69,14 +69,15 @@ def test_whole_epoch_path_equals_per_batch_path(rng, backend, loss):
     np.testing.assert_allclose(a.params, b.params, rtol=1e-10, atol=1e-12)
 
 
-# (layers, dtype, batch, fit options): each big enough for the training step's parallel region on 2 threads.
+# (layers, dtype, batch, fit options): each big enough for the training step's parallel region on 2 threads
+# (3 B sum I O >= 2^22 multiply-adds).
 # The second has a 12-wide layer (one GEMM panel: split by rows), a 40-wide one (3 panels: rows on 2 threads,
 # columns on 3) and a 3-wide output (BLAS), a last batch of 88 rows, no clipping (the step checks the gradients);
 # in float64 every product is BLAS's, in stripes.
 PARALLEL_STEP_CASES = [
     ([40, 300, 200, 10], "float32", 128, dict(clip_grad_norm=1.0), dict(dropout=0.1)),
-    ([30, 12, 40, 3], "float32", 256, dict(optimizer=lambda: fastnn.optim.Adam(lr=1e-2)), dict(activation="relu")),
-    ([30, 12, 40, 3], "float64", 256, dict(clip_grad_norm=0.5), dict(dropout=[0.2, 0.0], activation="gelu")),
+    ([500, 12, 40, 3], "float32", 256, dict(optimizer=lambda: fastnn.optim.Adam(lr=1e-2)), dict(activation="relu")),
+    ([500, 12, 40, 3], "float64", 256, dict(clip_grad_norm=0.5), dict(dropout=[0.2, 0.0], activation="gelu")),
 ]
 
 
@@ -98,11 +99,11 @@ def test_same_bits_on_one_two_and_three_threads(rng, layers, dtype, batch, fit_k
 
 def test_parallel_step_matches_numpy_twin(rng):
     """The 2-thread training step's region against the NumPy reference (float64, dropout, weights, clipping)"""
-    X, y = rng.standard_normal((600, 30)), rng.integers(0, 3, 600)
+    X, y = rng.standard_normal((600, 500)), rng.integers(0, 3, 600)
     w = rng.uniform(0.2, 2.0, len(X))
     fitted = []
     for backend in ("compiled", "numpy"):
-        m = fastnn.MLP([30, 12, 40, 3], activation="tanh", dropout=[0.3, 0.1], seed=2, backend=backend,
+        m = fastnn.MLP([500, 12, 40, 3], activation="tanh", dropout=[0.3, 0.1], seed=2, backend=backend,
                        num_threads=2, dtype="float64")
         fitted.append(m.fit(X, y, epochs=2, batch_size=256, sample_weight=w, clip_grad_norm=0.5,
                             optimizer=fastnn.optim.RMSprop(lr=1e-3, momentum=0.5, centered=True)))
