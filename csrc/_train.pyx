@@ -1,9 +1,11 @@
 """Whole-epoch training and whole-network inference in C (see train.pxd for the layout).
 
 `train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows,
-runs forward, loss, backward, the gradient-norm check (and clipping) and the optimizer step (undone if it
-overflowed), with no Python, no allocation and no call back into NumPy. `predict_rows` runs the forward pass of
-every row block in parallel.
+runs forward, loss, backward, the gradient checks (and clipping) and the optimizer step (undone if it
+overflowed), with no Python, no allocation and no call back into NumPy. On several threads (a step of at least
+PARALLEL_STEP_MIN_WORK), one OpenMP region runs all the batches: every thread takes its share of each kernel
+(dense.pxd's *_part) and of the step, and the threads meet at a few barriers per layer instead of forking and
+joining for every kernel. `predict_rows` runs the forward pass of every row block in parallel.
 The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
 """
 from cython cimport floating
