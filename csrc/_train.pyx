@@ -18,8 +18,8 @@ cimport dense
 cimport dropout
 cimport losses
 cimport optim
-from threads cimport omp_get_num_threads
-from optim cimport NORM_BLOCK, PARALLEL_MIN_P
+from threads cimport omp_get_num_threads, thread_share
+from optim cimport NORM_BLOCK
 from train cimport (Hyper, Net, SGD, ADAM, RMSPROP, ADAGRAD, SOFTMAX, SIGMOID, IDENTITY_OUTPUT,
                    TRAIN_OK, NONFINITE_LOSS, NONFINITE_GRADIENT, NONFINITE_STEP)
 
@@ -28,21 +28,23 @@ import numpy as np
 optim.fnn_adam_init()   # adam.h: pick the AVX2 or baseline loops for this CPU once, at import
 
 
-cdef void _optimizer_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                          const floating* grads, Py_ssize_t P, int64_t step, int num_threads) noexcept nogil:
-    """One torch.optim update of the flat params; s0..s2 are the optimizer's state buffers in its own order"""
+cdef int _optimizer_step(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
+                         const floating* grads, Py_ssize_t P, int64_t step) noexcept nogil:
+    """One torch.optim update of the flat params on the calling thread; s0..s2 are the optimizer's state buffers
+    in its own order. Returns what became inf/NaN when the update's loop tells (Adam: bit 1 a gradient, bit 0 a
+    new parameter or state), else -1: the caller checks."""
     if h.kind == SGD:
         optim.sgd_step(params, s0, grads, P, h.lr, h.momentum, h.dampening, h.weight_decay, h.nesterov,
-                       h.maximize, step == 1, num_threads)
+                       h.maximize, step == 1, 1)
     elif h.kind == ADAM:
-        optim.adam_step(params, s0, s1, s2, grads, P, step, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
-                        h.amsgrad, h.maximize, h.decoupled, num_threads)
+        return optim.adam_span(params, s0, s1, s2, grads, P, step, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay,
+                               h.amsgrad, h.maximize, h.decoupled)
     elif h.kind == RMSPROP:
         optim.rmsprop_step(params, s0, s1, s2, grads, P, h.lr, h.alpha, h.eps, h.weight_decay, h.momentum,
-                           h.centered, h.maximize, num_threads)
+                           h.centered, h.maximize, 1)
     else:
-        optim.adagrad_step(params, s0, grads, P, step, h.lr, h.lr_decay, h.weight_decay, h.eps, h.maximize,
-                           num_threads)
+        optim.adagrad_step(params, s0, grads, P, step, h.lr, h.lr_decay, h.weight_decay, h.eps, h.maximize, 1)
+    return -1
 
 
 cdef extern from "stream_copy.h" nogil:
@@ -82,25 +84,26 @@ cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s
     """Elements [lo, lo + n) of the optimizer step, while they are in cache: keep them in backup, update them,
     and return NONFINITE_GRADIENT if check_grads and any of their gradients is inf/NaN, else NONFINITE_STEP if
     any of them (params or state) became inf/NaN, else TRAIN_OK"""
-    cdef int bad
+    cdef int bad, k
+    cdef floating* states[3]
     _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
-    if h.kind == ADAM:          # the checks inside the update's own loop
-        bad = optim.adam_span(params + lo, s0 + lo, s1 + lo, _shift(s2, lo), grads + lo, n, step, h.lr, h.beta1,
-                              h.beta2, h.eps, h.weight_decay, h.amsgrad, h.maximize, h.decoupled)
-        if check_grads and bad & 2:
-            return NONFINITE_GRADIENT
-        return NONFINITE_STEP if bad & 1 else TRAIN_OK
-    _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step, 1)
-    if check_grads and optim.any_nonfinite(grads + lo, n):
+    bad = _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step)
+    if bad < 0:                 # the update's loop did not check: check here, while the block is in cache
+        bad = optim.any_nonfinite(params + lo, n)
+        if check_grads:
+            bad |= 2 * optim.any_nonfinite(grads + lo, n)
+        states[0], states[1], states[2] = s0, s1, s2
+        for k in range(3):
+            if states[k] != NULL:
+                bad |= optim.any_nonfinite(states[k] + lo, n)
+    if check_grads and bad & 2:
         return NONFINITE_GRADIENT
-    bad = optim.any_nonfinite(params + lo, n)
-    if s0 != NULL:
-        bad |= optim.any_nonfinite(s0 + lo, n)
-    if s1 != NULL:
-        bad |= optim.any_nonfinite(s1 + lo, n)
-    if s2 != NULL:
-        bad |= optim.any_nonfinite(s2 + lo, n)
-    return NONFINITE_STEP if bad else TRAIN_OK
+    return NONFINITE_STEP if bad & 1 else TRAIN_OK
+
+
+cdef inline int _worse(int status, int flag) noexcept nogil:
+    """The status to report of two: a non-finite gradient before an overflowing step, either before TRAIN_OK"""
+    return flag if flag == NONFINITE_GRADIENT or status == TRAIN_OK else status
 
 
 cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
@@ -113,28 +116,21 @@ cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s
     is caught here, sparing a pass over the gradients before the step. The elements are independent: the same
     bits in any ranges."""
     cdef Py_ssize_t b = lo
-    cdef int status = TRAIN_OK, flag
+    cdef int status = TRAIN_OK
     while b < hi:
-        flag = _step_block(h, params, s0, s1, s2, grads, backup, P, b, min(<Py_ssize_t>NORM_BLOCK, hi - b), step,
-                           check_grads)
-        if flag == NONFINITE_GRADIENT or status == TRAIN_OK:
-            status = flag
+        status = _worse(status, _step_block(h, params, s0, s1, s2, grads, backup, P, b,
+                                            min(<Py_ssize_t>NORM_BLOCK, hi - b), step, check_grads))
         b += NORM_BLOCK
     return status
 
 
-cdef inline void _share(int tid, int nth, Py_ssize_t n, Py_ssize_t align, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
-    """Thread tid's part [lo, hi) of n elements, its ends multiples of align (but the last)"""
-    lo[0] = (tid * n // nth) // align * align
-    hi[0] = n if tid == nth - 1 else ((tid + 1) * n // nth) // align * align
-
-
-cdef void _network_forward(int tid, int nth, const Net* net, const floating* params, const floating* x, int nb,
+cdef uint64_t _network_forward(int tid, int nth, const Net* net, const floating* params, const floating* x, int nb,
                            Py_ssize_t B, floating* pre, floating* post, floating* mask, floating* dropped,
                            uint64_t seed, uint64_t stream, bint train) noexcept nogil:
     """Thread tid's share (of nth in the caller's parallel region; 0 of 1 alone) of the forward pass:
     pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l) for the hidden layers (then dropout, when training, from dropout
-    stream `stream` on); the last layer writes only its logits pre_{L-1}. Returns when every thread is done."""
+    stream `stream` on); the last layer writes only its logits pre_{L-1}. Returns, when every thread is done,
+    the dropout stream after the ones it drew."""
     cdef int l, I, O
     cdef Py_ssize_t at, lo, hi
     cdef const floating* a = x
@@ -145,16 +141,17 @@ cdef void _network_forward(int tid, int nth, const Net* net, const floating* par
         if l == net.L - 1:
             dense.dense_forward_part(tid, nth, pre + at, <floating*>NULL, a, W, W + <Py_ssize_t>I * O, nb, I, O,
                                      activations.IDENTITY, 0)
-            return
+            return stream
         dense.dense_forward_part(tid, nth, pre + at, post + at, a, W, W + <Py_ssize_t>I * O, nb, I, O,
                                  net.activation, net.activation_param)
         a = post + at
         if train and net.dropout[l] > 0:
-            _share(tid, nth, <Py_ssize_t>nb * O, 1, &lo, &hi)
+            thread_share(tid, nth, <Py_ssize_t>nb * O, 1, &lo, &hi)
             dropout.dropout_range(dropped + at, mask + at, a, lo, hi, net.dropout[l], seed, stream)
             stream += 1
             dense._barrier(nth)
             a = dropped + at
+    return stream
 
 
 cdef void _accumulate_metric(int loss, const floating* out, const int64_t* classes, const floating* targets,
@@ -189,9 +186,10 @@ cdef void _accumulate_metric(int loss, const floating* out, const int64_t* class
 
 
 cdef enum:
-    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread. W2's 1.8M ran no faster on
-    # 2 threads than on 1 on this 2-vCPU machine (best of 20 epochs 0.73M vs 0.79M samples/s; medians within
-    # noise), W3's 90M ran 1.4x faster; the per-product rule (dense.pxd's SERIAL_MAX_WORK) is the same 2^22.
+    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread. On this 2-vCPU machine
+    # (python bench/train_threads.py W2 / W3) W2's 1.8M ran no faster on 2 threads than on 1 (best of 20 epochs
+    # 0.73M vs 0.79M samples/s; medians within noise), W3's 90M 1.4x faster (medians). The per-product rule
+    # (dense.pxd's SERIAL_MAX_WORK) is the same 2^22.
     PARALLEL_STEP_MIN_WORK = 1 << 22
     MAX_STEP_THREADS = 256              # threads of the training step's region (its flags live on the stack)
 
@@ -218,7 +216,7 @@ cdef int _train_part(int tid, int nth, int* flags,
     Every thread returns the same TrainStatus; on a non-finite loss, gradient or step the batch is not applied
     (the step is undone: params and state as before it) and bad_batch names it."""
     cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, nb, status, t
-    cdef Py_ssize_t batch, lo, r, idx, at, below, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi, b
+    cdef Py_ssize_t batch, lo, r, r0, r1, idx, at, below, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi
     cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL), nblocks = optim.norm_blocks(net.P)
     cdef double loss = 0, wsum = 0, normsq, coef
     cdef int64_t local_step = step[0]
@@ -229,14 +227,15 @@ cdef int _train_part(int tid, int nth, int* flags,
     cdef floating* dW
     cdef floating* dx
     cdef const floating* x
-    _share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped, undone
-    _share(tid, nth, workspace, 16, &w_lo, &w_hi)
+    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped, undone
+    thread_share(tid, nth, workspace, 16, &w_lo, &w_hi)
     for batch in range(first, last):
         lo = batch * B
         nb = <int>min(B, n - lo)
         # its rows of the batch, gathered into the batch buffers; its parts of the gradients (every gradient
         # accumulates) and of the workspaces zeroed
-        for r in range(tid * nb // nth, (tid + 1) * nb // nth):
+        thread_share(tid, nth, nb, 1, &r0, &r1)
+        for r in range(r0, r1):
             idx = order[lo + r]
             memcpy(xb + r * I0, X + idx * I0, I0 * sizeof(floating))
             if classes != NULL:
@@ -249,10 +248,8 @@ cdef int _train_part(int tid, int nth, int* flags,
         memset(dpre + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
         memset(dpost + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
         dense._barrier(nth)
-        _network_forward(tid, nth, net, params, xb, nb, B, pre, post, mask, dropped, seed, local_stream, True)
-        for l in range(L - 1):  # the dropout streams forward drew: one per hidden layer with dropout
-            if net.dropout[l] > 0:
-                local_stream += 1
+        local_stream = _network_forward(tid, nth, net, params, xb, nb, B, pre, post, mask, dropped, seed,
+                                        local_stream, True)
         if tid == 0:
             stream[0] = local_stream
             loss = losses.loss_forward(net.loss, post + out_at, pre + out_at, batch_classes, batch_targets,
@@ -285,16 +282,12 @@ cdef int _train_part(int tid, int nth, int* flags,
                                       pre + at, post + at, nb, I, O, net.activation if l < L - 1 else -1,
                                       net.activation_param)
             if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place: its rows
-                r = tid * nb // nth
-                _multiply_in_place(dx + r * I, mask + below + r * I, ((tid + 1) * nb // nth - r) * I)
+                _multiply_in_place(dx + r0 * I, mask + below + r0 * I, (r1 - r0) * I)
                 dense._barrier(nth)
         if clip_norm > 0:       # else the step checks the gradients itself, while they are in cache
-            for b in range(tid * nblocks // nth, (tid + 1) * nblocks // nth):
-                partial[b] = optim._block_sum_squares(grads + b * NORM_BLOCK, min(<Py_ssize_t>NORM_BLOCK, net.P - b * NORM_BLOCK))
+            optim.norm_partials(grads, net.P, partial, tid * nblocks // nth, (tid + 1) * nblocks // nth)
             dense._barrier(nth)
-            normsq = 0
-            for b in range(nblocks):        # in order: the same sum on any thread count
-                normsq += partial[b]
+            normsq = optim.sum_partials(partial, nblocks)   # in order: the same sum on any thread count
             dense._barrier(nth)             # all have read partial before the next batch writes it
             if not isfinite(normsq):
                 if tid == 0:
@@ -308,8 +301,7 @@ cdef int _train_part(int tid, int nth, int* flags,
         dense._barrier(nth)
         status = TRAIN_OK
         for t in range(nth):
-            if flags[t] == NONFINITE_GRADIENT or status == TRAIN_OK:
-                status = flags[t]
+            status = _worse(status, flags[t])
         dense._barrier(nth)     # all have read the flags before anyone writes them again
         if status != TRAIN_OK:
             _copy_state(params, s0, s1, s2, backup, net.P, p_lo, p_hi - p_lo, True)

@@ -16,6 +16,8 @@ from libc.stddef cimport ptrdiff_t
 from blas cimport gemm, gemm_striped, gemm_stripe, stripe_count, stripe_block
 from gemm cimport fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm
 
+from threads cimport thread_share
+
 cdef extern from "fastnn_omp.h" nogil:
     void fnn_barrier()
 from activations cimport (_forward_range, _backward_range, activation_forward, activation_backward,
@@ -235,11 +237,6 @@ cdef inline void _barrier(int nth) noexcept nogil:
         fnn_barrier()
 
 
-cdef inline void _row_share(int tid, int nth, int N, int* r0, int* r1) noexcept nogil:
-    r0[0] = <int>(<long long>tid * N // nth)
-    r1[0] = <int>(<long long>(tid + 1) * N // nth)
-
-
 cdef inline void _forward_block(floating* pre, floating* post, const floating* x, const floating* W,
                                 const floating* b, int I, int O, int i0, int m, int j0, int n, int kind,
                                 double param) noexcept nogil:
@@ -326,7 +323,8 @@ cdef inline void dense_backward_part(int tid, int nth, floating* dx, floating* d
                                      double param) noexcept nogil:
     """This thread's share of _backward (kind < 0: dpre is given, only read); see above"""
     cdef BackwardPrologue p
-    cdef int r0, r1, i0, m, j0, n
+    cdef int i0, m, j0, n
+    cdef Py_ssize_t r0, r1
     cdef bint own = False, fused = False
     if floating is float:
         own = use_own_gemm(I, O, N, True, False, nth)
@@ -341,7 +339,7 @@ cdef inline void dense_backward_part(int tid, int nth, floating* dx, floating* d
                 gemm(True, False, I, n, N, 1, x, I, dpre + j0, O, 1, dW + j0, O)
     if not fused:
         if kind >= 0:           # dZ = dY f'(Z), its rows; then all of it is needed
-            _row_share(tid, nth, N, &r0, &r1)
+            thread_share(tid, nth, N, 1, &r0, &r1)
             _backward_range(kind, dpre + <Py_ssize_t>r0 * O, dpost + <Py_ssize_t>r0 * O, pre + <Py_ssize_t>r0 * O,
                             post + <Py_ssize_t>r0 * O, <Py_ssize_t>(r1 - r0) * O, <floating>param)
             _barrier(nth)

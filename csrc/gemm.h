@@ -556,15 +556,24 @@ static void fnn_block_sizes(fnn_gemm_job *g, int n)
     g->kgr = fnn_min(g->K, (FNN_B_FLOATS / g->ncb / g->kcb > 1 ? FNN_B_FLOATS / g->ncb / g->kcb : 1) * g->kcb);
 }
 
-/* Thread tid of nth in the column split: its panels [p0, p1) of C's np_n, run as a 1-thread job on ws */
+/* Thread tid's whole `width`-item panels when `total` items are shared out over nth threads: items
+   [*lo, *lo + *n), *n = 0 for a thread with none (C's NR-column panels, or its MR-row panels) */
+static void fnn_panel_share(int tid, int nth, int total, int width, int *lo, int *n)
+{
+    const int panels = (total + width - 1) / width, p0 = tid * panels / nth, p1 = (tid + 1) * panels / nth;
+    *lo = p0 * width;
+    *n = p1 == p0 ? 0 : fnn_min(p1 * width, total) - *lo;
+}
+
+/* Thread tid of nth in the column split: its column panels of C, run as a 1-thread job on ws */
 static void fnn_gemm_run_cols(const fnn_gemm_job *g, int tid, int nth, float *ws)
 {
-    const int np_n = (g->N + FNN_NR - 1) / FNN_NR;
-    const int p0 = tid * np_n / nth, p1 = (tid + 1) * np_n / nth, j0 = p0 * FNN_NR;
+    int j0, n;
     fnn_gemm_job s = *g;
-    if (p1 == p0)
+    fnn_panel_share(tid, nth, g->N, FNN_NR, &j0, &n);
+    if (n == 0)
         return;
-    s.N = fnn_min(p1 * FNN_NR, g->N) - j0;
+    s.N = n;
     s.B = g->tb ? g->B + (ptrdiff_t)j0 * g->ldb : g->B + j0;
     s.C = g->C + j0;
     s.jb = g->jb + j0;
@@ -673,15 +682,10 @@ static int fnn_part_by_cols(int M, int N, int nth)
 static void fnn_part_share(int tid, int nth, int M, int N, int *i0, int *m, int *j0, int *n)
 {
     *i0 = 0; *m = M; *j0 = 0; *n = N;
-    if (fnn_part_by_cols(M, N, nth)) {
-        const int np_n = (N + FNN_NR - 1) / FNN_NR, p0 = tid * np_n / nth, p1 = (tid + 1) * np_n / nth;
-        *j0 = p0 * FNN_NR;
-        *n = p1 == p0 ? 0 : fnn_min(p1 * FNN_NR, N) - *j0;
-    } else {
-        const int mp = (M + FNN_MR - 1) / FNN_MR, q0 = tid * mp / nth, q1 = (tid + 1) * mp / nth;
-        *i0 = q0 * FNN_MR;
-        *m = q1 == q0 ? 0 : fnn_min(q1 * FNN_MR, M) - *i0;
-    }
+    if (fnn_part_by_cols(M, N, nth))
+        fnn_panel_share(tid, nth, N, FNN_NR, j0, n);
+    else
+        fnn_panel_share(tid, nth, M, FNN_MR, i0, m);
 }
 
 /* Thread tid's share (fnn_part_share) of C = alpha op(A) op(B) + beta C, when each of nth threads of the caller's

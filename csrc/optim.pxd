@@ -254,22 +254,35 @@ cdef inline double _block_sum_squares(const floating* g, Py_ssize_t n) noexcept 
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
 
 
+cdef inline void norm_partials(const floating* grads, Py_ssize_t P, double* partial, Py_ssize_t first,
+                               Py_ssize_t last) noexcept nogil:
+    """partial[b] = the sum of squares of block b (NORM_BLOCK gradients) for the blocks [first, last)"""
+    cdef Py_ssize_t b
+    for b in range(first, last):
+        partial[b] = _block_sum_squares(grads + b * NORM_BLOCK, min(NORM_BLOCK, P - b * NORM_BLOCK))
+
+
+cdef inline double sum_partials(const double* partial, Py_ssize_t nb) noexcept nogil:
+    """The blocks' sums added in order: the same total however the blocks were shared out"""
+    cdef Py_ssize_t b
+    cdef double total = 0
+    for b in range(nb):
+        total += partial[b]
+    return total
+
+
 cdef inline double grad_norm_sq(const floating* grads,               # IN  (P,)
                                 Py_ssize_t P,
                                 double* partial,                     # workspace (norm_blocks(P),)
                                 int num_threads) noexcept nogil:
     """sum_i g_i^2 in double, in fixed blocks of NORM_BLOCK summed in order (inf/NaN when any g_i is)"""
     cdef Py_ssize_t b, nb = norm_blocks(P)
-    cdef double total = 0
     if nb > 1 and num_threads > 1 and P >= PARALLEL_MIN_P:
         for b in prange(nb, num_threads=num_threads, schedule='static'):
-            partial[b] = _block_sum_squares(grads + b * NORM_BLOCK, min(NORM_BLOCK, P - b * NORM_BLOCK))
+            norm_partials(grads, P, partial, b, b + 1)
     else:
-        for b in range(nb):
-            partial[b] = _block_sum_squares(grads + b * NORM_BLOCK, min(NORM_BLOCK, P - b * NORM_BLOCK))
-    for b in range(nb):
-        total += partial[b]
-    return total
+        norm_partials(grads, P, partial, 0, nb)
+    return sum_partials(partial, nb)
 
 
 cdef inline int any_nonfinite(const floating* a, Py_ssize_t n) noexcept nogil:
