@@ -19,7 +19,8 @@ from fastnn import _gemm  # noqa: E402
 # dX = dZ W^T is (batch, in, out), B transposed
 SHAPES = [(64, 128, 64, False, False), (64, 128, 64, True, False), (128, 256, 128, False, True),
           (128, 128, 256, False, False), (256, 128, 256, False, False), (32, 256, 784, False, False),
-          (128, 256, 784, False, False), (784, 256, 128, True, False), (256, 10, 4096, False, False)]
+          (128, 256, 784, False, False), (784, 256, 128, True, False), (256, 10, 4096, False, False),
+          (8192, 256, 784, False, False)]
 
 
 def main():
