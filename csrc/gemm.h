@@ -304,6 +304,17 @@ static void fnn_pack_interleave(const float *src, ptrdiff_t ld, int n, int kc, i
 static void fnn_pack_copy(const float *src, ptrdiff_t ld, int n, int kc, int width, float *dst)
 {
     int j, k;
+    /* whole rows by fixed-size memcpy: GCC copies them with vector moves, not the scalar ones of a loop */
+    if (n == FNN_NR && width == FNN_NR) {
+        for (k = 0; k < kc; k++)
+            memcpy(dst + k * FNN_NR, src + k * ld, FNN_NR * sizeof(float));
+        return;
+    }
+    if (n == FNN_MR && width == FNN_MR) {
+        for (k = 0; k < kc; k++)
+            memcpy(dst + k * FNN_MR, src + k * ld, FNN_MR * sizeof(float));
+        return;
+    }
     for (k = 0; k < kc; k++) {
         const float *s = src + k * ld;
         for (j = 0; j < n; j++)
@@ -335,13 +346,12 @@ static void fnn_pack_b(int tb, const float *B, ptrdiff_t ldb, int k0, int kc, in
    left to right across the panels (a stream the hardware prefetcher follows), not panel by panel. */
 static void fnn_pack_b_rows(const float *B, ptrdiff_t ldb, int k0, int kc, int p0, int p1, float *dst0)
 {
-    int k, p, j;
+    int k, p;
     for (k = 0; k < kc; k++) {
         const float *src = B + (ptrdiff_t)(k0 + k) * ldb + p0 * FNN_NR;
         float *dst = dst0 + k * FNN_NR;
         for (p = p0; p < p1; p++, src += FNN_NR, dst += (ptrdiff_t)FNN_NR * kc)
-            for (j = 0; j < FNN_NR; j++)
-                dst[j] = src[j];
+            memcpy(dst, src, FNN_NR * sizeof(float));      /* a fixed size: two vector moves, no call */
     }
 }
 
@@ -512,10 +522,17 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
                                 } else {    /* edge micro-tile: through a full-size scratch tile */
                                     int r, s;
                                     g->ukr(kc, a, rs, cs, b, tmp, FNN_NR, 1.0f, 0.0f);
-                                    for (r = 0; r < m; r++)
-                                        for (s = 0; s < n; s++)
-                                            c[r * g->ldc + s] = beta == 0.0f ? g->alpha * tmp[r * FNN_NR + s]
-                                                              : g->alpha * tmp[r * FNN_NR + s] + beta * c[r * g->ldc + s];
+                                    const float alpha = g->alpha;   /* a local, and beta's test out of the
+                                                                       loops: they vectorise */
+                                    if (beta == 0.0f) {
+                                        for (r = 0; r < m; r++)
+                                            for (s = 0; s < n; s++)
+                                                c[r * g->ldc + s] = alpha * tmp[r * FNN_NR + s];
+                                    } else {
+                                        for (r = 0; r < m; r++)
+                                            for (s = 0; s < n; s++)
+                                                c[r * g->ldc + s] = alpha * tmp[r * FNN_NR + s] + beta * c[r * g->ldc + s];
+                                    }
                                 }
                             }
                         }
