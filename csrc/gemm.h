@@ -301,18 +301,24 @@ static void fnn_pack_interleave(const float *src, ptrdiff_t ld, int n, int kc, i
 
 /* dst[k * width + j] = src[k * ld + j] for j < n, k < kc; columns n..width-1 zero. (Rows of the source stay
    rows: op(A) = A^T into MR-row panels, op(B) = B into NR-column panels.) */
+/* kc full rows of `width` floats; inlined with a constant width, each memcpy is a few vector moves, not the
+   scalar ones GCC makes of a copy loop */
+static inline void fnn_copy_rows(const float *src, ptrdiff_t ld, int kc, int width, float *dst)
+{
+    int k;
+    for (k = 0; k < kc; k++)
+        memcpy(dst + k * width, src + k * ld, (size_t)width * sizeof(float));
+}
+
 static void fnn_pack_copy(const float *src, ptrdiff_t ld, int n, int kc, int width, float *dst)
 {
     int j, k;
-    /* whole rows by fixed-size memcpy: GCC copies them with vector moves, not the scalar ones of a loop */
     if (n == FNN_NR && width == FNN_NR) {
-        for (k = 0; k < kc; k++)
-            memcpy(dst + k * FNN_NR, src + k * ld, FNN_NR * sizeof(float));
+        fnn_copy_rows(src, ld, kc, FNN_NR, dst);
         return;
     }
     if (n == FNN_MR && width == FNN_MR) {
-        for (k = 0; k < kc; k++)
-            memcpy(dst + k * FNN_MR, src + k * ld, FNN_MR * sizeof(float));
+        fnn_copy_rows(src, ld, kc, FNN_MR, dst);
         return;
     }
     for (k = 0; k < kc; k++) {
