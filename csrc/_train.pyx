@@ -2,10 +2,12 @@
 
 `train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows,
 runs forward, loss, backward, the gradient checks (and clipping) and the optimizer step (undone if it
-overflowed), with no Python, no allocation and no call back into NumPy. On several threads (a step of at least
-PARALLEL_STEP_MIN_WORK), one OpenMP region runs all the batches: every thread takes its share of each kernel
-(dense.pxd's *_part) and of the step, and the threads meet at a few barriers per layer instead of forking and
-joining for every kernel. `predict_rows` runs the forward pass of every row block in parallel.
+overflowed), with no Python, no allocation and no call back into NumPy. On several threads one OpenMP region
+runs all the batches. A small step (below PARALLEL_STEP_MIN_WORK) is data-parallel: the batch is cut into row
+shards fixed by its shape, each thread runs a shard's forward and backward alone, and the shards' gradients are
+added inside the optimizer step -- two barriers a step. A larger one is shared out kernel by kernel: every thread
+takes its share of each product (dense.pxd's *_part) and of the step, and the threads meet at a few barriers per
+layer. Either way the bits are the same on any thread count. `predict_rows` runs the forward pass of every row block in parallel.
 The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
 """
 from cython cimport floating
@@ -78,14 +80,23 @@ cdef inline floating* _shift(floating* a, Py_ssize_t lo) noexcept nogil:
     return a + lo if a != NULL else NULL
 
 
+cdef inline void _add_in_place(floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] += b[i]
+
+
 cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                     const floating* grads, floating* backup, Py_ssize_t P, Py_ssize_t lo, Py_ssize_t n,
-                     int64_t step, bint check_grads) noexcept nogil:
-    """Elements [lo, lo + n) of the optimizer step, while they are in cache: keep them in backup, update them,
-    and return NONFINITE_GRADIENT if check_grads and any of their gradients is inf/NaN, else NONFINITE_STEP if
-    any of them (params or state) became inf/NaN, else TRAIN_OK"""
+                     floating* grads, const floating* grads_add, floating* backup, Py_ssize_t P, Py_ssize_t lo,
+                     Py_ssize_t n, int64_t step, bint check_grads) noexcept nogil:
+    """Elements [lo, lo + n) of the optimizer step, while they are in cache: add grads_add (the other row shard's
+    gradient, or NULL) into grads, keep them in backup, update them, and return NONFINITE_GRADIENT if check_grads
+    and any of their gradients is inf/NaN, else NONFINITE_STEP if any of them (params or state) became inf/NaN,
+    else TRAIN_OK"""
     cdef int bad, k
     cdef floating* states[3]
+    if grads_add != NULL:
+        _add_in_place(grads + lo, grads_add + lo, n)
     _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
     bad = _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step)
     if bad < 0:                 # the update's loop did not check: check here, while the block is in cache
@@ -107,8 +118,8 @@ cdef inline int _worse(int status, int flag) noexcept nogil:
 
 
 cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                     const floating* grads, floating* backup, Py_ssize_t P, Py_ssize_t lo, Py_ssize_t hi,
-                     int64_t step, bint check_grads) noexcept nogil:
+                     floating* grads, const floating* grads_add, floating* backup, Py_ssize_t P, Py_ssize_t lo,
+                     Py_ssize_t hi, int64_t step, bint check_grads) noexcept nogil:
     """Elements [lo, hi) of the optimizer step, in blocks of NORM_BLOCK, each kept, updated and checked while in
     cache (beside the step itself, only the backup's writes reach memory); returns the worst block's TrainStatus
     (a non-finite gradient before an overflowing step). The caller undoes the step (_copy_state back) unless
@@ -118,40 +129,94 @@ cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s
     cdef Py_ssize_t b = lo
     cdef int status = TRAIN_OK
     while b < hi:
-        status = _worse(status, _step_block(h, params, s0, s1, s2, grads, backup, P, b,
+        status = _worse(status, _step_block(h, params, s0, s1, s2, grads, grads_add, backup, P, b,
                                             min(<Py_ssize_t>NORM_BLOCK, hi - b), step, check_grads))
         b += NORM_BLOCK
     return status
 
 
-cdef uint64_t _network_forward(int tid, int nth, const Net* net, const floating* params, const floating* x, int nb,
-                           Py_ssize_t B, floating* pre, floating* post, floating* mask, floating* dropped,
-                           uint64_t seed, uint64_t stream, bint train) noexcept nogil:
-    """Thread tid's share (of nth in the caller's parallel region; 0 of 1 alone) of the forward pass:
-    pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l) for the hidden layers (then dropout, when training, from dropout
-    stream `stream` on); the last layer writes only its logits pre_{L-1}. Returns, when every thread is done,
-    the dropout stream after the ones it drew."""
+cdef uint64_t _network_forward(int tid, int nth, const Net* net, const floating* params, const floating* x,
+                               Py_ssize_t r0, int nb, Py_ssize_t B, floating* pre, floating* post, floating* mask,
+                               floating* dropped, uint64_t seed, uint64_t stream, bint train) noexcept nogil:
+    """Thread tid's share (of nth in the caller's parallel region; 0 of 1 alone) of the forward pass of rows
+    [r0, r0 + nb) of the batch whose B rows x and the workspaces hold: pre_l = a_{l-1} W_l + b_l; post_l = f(pre_l)
+    for the hidden layers (then dropout, when training, from dropout stream `stream` on); the last layer writes
+    only its logits pre_{L-1}. Returns, when every thread is done, the dropout stream after the ones it drew."""
     cdef int l, I, O
-    cdef Py_ssize_t at, lo, hi
-    cdef const floating* a = x
+    cdef Py_ssize_t at, rows, lo, hi
+    cdef const floating* a = x + r0 * net.sizes[0]
     cdef const floating* W
     for l in range(net.L):
         I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
+        rows = at + r0 * O
         W = params + net.offsets[l]
         if l == net.L - 1:
-            dense.dense_forward_part(tid, nth, pre + at, <floating*>NULL, a, W, W + <Py_ssize_t>I * O, nb, I, O,
+            dense.dense_forward_part(tid, nth, pre + rows, <floating*>NULL, a, W, W + <Py_ssize_t>I * O, nb, I, O,
                                      activations.IDENTITY, 0)
             return stream
-        dense.dense_forward_part(tid, nth, pre + at, post + at, a, W, W + <Py_ssize_t>I * O, nb, I, O,
+        dense.dense_forward_part(tid, nth, pre + rows, post + rows, a, W, W + <Py_ssize_t>I * O, nb, I, O,
                                  net.activation, net.activation_param)
-        a = post + at
-        if train and net.dropout[l] > 0:
+        a = post + rows
+        if train and net.dropout[l] > 0:    # element i of the batch's block draws key + i: any rows, same bits
             thread_share(tid, nth, <Py_ssize_t>nb * O, 1, &lo, &hi)
-            dropout.dropout_range(dropped + at, mask + at, a, lo, hi, net.dropout[l], seed, stream)
+            dropout.dropout_range(dropped + at, mask + at, post + at, r0 * O + lo, r0 * O + hi, net.dropout[l],
+                                  seed, stream)
             stream += 1
             dense._barrier(nth)
-            a = dropped + at
+            a = dropped + rows
     return stream
+
+
+cdef inline void _multiply_in_place(floating* a, const floating* m, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] *= m[i]
+
+
+cdef void _network_backward(int tid, int nth, const Net* net, const floating* params, floating* grads,
+                            const floating* xb, Py_ssize_t r0, int nb, Py_ssize_t B, floating* pre, floating* post,
+                            floating* dpre, floating* dpost, const floating* mask,
+                            const floating* dropped) noexcept nogil:
+    """Thread tid's share of the backward pass of rows [r0, r0 + nb) of the batch, from the loss gradient in
+    dpre's last block: every layer's dW and db into grads (+=), and d(post) of the layers below"""
+    cdef int L = net.L, l, I, O
+    cdef Py_ssize_t at, below, q0, q1
+    cdef floating* dW
+    cdef floating* dx
+    cdef const floating* x
+    thread_share(tid, nth, nb, 1, &q0, &q1)       # its rows of the element-wise dropout product
+    for l in range(L - 1, -1, -1):
+        I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l] + r0 * net.sizes[l + 1]
+        dW = grads + net.offsets[l]
+        if l > 0:               # the layer's input is the previous layer's (dropped) activation
+            below = B * net.starts[l - 1] + r0 * I
+            x = (dropped if net.dropout[l - 1] > 0 else post) + below
+            dx = dpost + below
+        else:
+            x, dx = xb + r0 * I, NULL
+        dense.dense_backward_part(tid, nth, dx, dW, dW + <Py_ssize_t>I * O, dpre + at,
+                                  dpost + at if l < L - 1 else <floating*>NULL, x, params + net.offsets[l],
+                                  pre + at, post + at, nb, I, O, net.activation if l < L - 1 else -1,
+                                  net.activation_param)
+        if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place: its rows
+            _multiply_in_place(dx + q0 * I, mask + below + q0 * I, (q1 - q0) * I)
+            dense._barrier(nth)
+
+
+cdef void _gather_rows(const floating* X, const int64_t* classes, const floating* targets,
+                       const floating* weights, const int64_t* order, Py_ssize_t r0, Py_ssize_t r1, int I0, int OL,
+                       floating* xb, int64_t* cb, floating* tb, floating* wb) noexcept nogil:
+    """Rows [r0, r1) of the batch whose sample indices are order[0..]: into the batch buffers"""
+    cdef Py_ssize_t r, idx
+    for r in range(r0, r1):
+        idx = order[r]
+        memcpy(xb + r * I0, X + idx * I0, I0 * sizeof(floating))
+        if classes != NULL:
+            cb[r] = classes[idx]
+        else:
+            memcpy(tb + r * OL, targets + idx * OL, OL * sizeof(floating))
+        if weights != NULL:
+            wb[r] = weights[idx]
 
 
 cdef void _accumulate_metric(int loss, const floating* out, const int64_t* classes, const floating* targets,
@@ -185,6 +250,55 @@ cdef void _accumulate_metric(int loss, const floating* out, const int64_t* class
                 metric[3 * o + 2] += w * y * y
 
 
+cdef int _clip(int tid, int nth, floating* grads, Py_ssize_t P, double* partial, Py_ssize_t p_lo, Py_ssize_t p_hi,
+               double clip_norm) noexcept nogil:
+    """Thread tid's part of clipping the gradient's global norm to clip_norm (its elements [p_lo, p_hi)); returns
+    NONFINITE_GRADIENT (on every thread) if the norm is not finite, else TRAIN_OK"""
+    cdef Py_ssize_t nblocks = optim.norm_blocks(P)
+    cdef double normsq, coef
+    optim.norm_partials(grads, P, partial, tid * nblocks // nth, (tid + 1) * nblocks // nth)
+    dense._barrier(nth)
+    normsq = optim.sum_partials(partial, nblocks)   # in order: the same sum on any thread count
+    dense._barrier(nth)             # all have read partial before the next batch writes it
+    if not isfinite(normsq):
+        return NONFINITE_GRADIENT
+    coef = optim.clip_coefficient(sqrt(normsq), clip_norm)
+    if coef < 1:
+        optim.scale_in_place(grads + p_lo, p_hi - p_lo, <floating>coef, 1)
+    return TRAIN_OK
+
+
+cdef inline int _worst(const int* flags, int count) noexcept nogil:
+    cdef int k, status = TRAIN_OK
+    for k in range(count):
+        status = _worse(status, flags[k])
+    return status
+
+
+cdef int _step_all(int tid, int nth, int* flags, const Hyper* h, const Net* net, floating* params,
+                   floating* s0, floating* s1, floating* s2, floating* grads, const floating* grads_add,
+                   floating* backup, Py_ssize_t p_lo, Py_ssize_t p_hi, int64_t done_steps, bint check_grads,
+                   Py_ssize_t batch, Py_ssize_t* bad_batch, double loss, double wsum, int64_t* step,
+                   double* loss_sum, double* weight_sum) noexcept nogil:
+    """Thread tid's range [p_lo, p_hi) of the batch's optimizer step (see _step_range; flags: one per thread),
+    then, after a barrier, the worst status of all the threads': a step that did not stand is undone (each thread
+    its range) and bad_batch names the batch, else thread 0 counts the step and the batch's loss"""
+    cdef int status
+    flags[tid] = _step_range(h, params, s0, s1, s2, grads, grads_add, backup, net.P, p_lo, p_hi, done_steps + 1,
+                             check_grads)
+    dense._barrier(nth)
+    status = _worst(flags, nth)
+    if status != TRAIN_OK:
+        _copy_state(params, s0, s1, s2, backup, net.P, p_lo, p_hi - p_lo, True)
+        if tid == 0:
+            bad_batch[0] = batch
+    elif tid == 0:
+        step[0] = done_steps + 1
+        loss_sum[0] += loss * wsum
+        weight_sum[0] += wsum
+    return status
+
+
 cdef enum:
     # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread. On this 2-vCPU machine
     # (python bench/train_threads.py W2 / W3) W2's 1.8M ran no faster on 2 threads than on 1 (best of 20 epochs
@@ -192,6 +306,41 @@ cdef enum:
     # (dense.pxd's SERIAL_MAX_WORK) is the same 2^22.
     PARALLEL_STEP_MIN_WORK = 1 << 22
     MAX_STEP_THREADS = 256              # threads of the training step's region (its flags live on the stack)
+    # a smaller step of at least SHARD_MIN_WORK, of a batch of at least SHARD_MIN_BATCH rows, is data-parallel
+    # (_train_shards_part): SHARDS row shards whatever the thread count, one per thread on this 2-core machine.
+    # Measured (python bench/train_ab.py W2 1,2 5 before/src src, 5 rounds): W2's 1.8M multiply-adds 1.38x faster
+    # on 2 threads than the kernel-by-kernel step, 0.88x on 1 (the shards pack W twice); W1's 1.1e4 1.01x and 0.92x,
+    # so it stays whole
+    SHARDS = 2
+    SHARD_MIN_BATCH = 16
+    SHARD_MIN_WORK = 1 << 18
+
+
+cdef extern from "gemm.h":
+    enum: FNN_MR                        # the micro-tile's rows: a shard has at least this many
+
+
+cdef double _step_work(const int* sizes, int L, Py_ssize_t B) noexcept nogil:
+    """Multiply-adds of one training step: 3 B sum_l I_l O_l"""
+    cdef double work = 0
+    cdef int l
+    for l in range(L):
+        work += 3.0 * B * sizes[l] * sizes[l + 1]
+    return work
+
+
+cdef int _step_shards(const int* sizes, int L, Py_ssize_t B) noexcept nogil:
+    """Row shards of a training step of this shape (1: the step is shared out kernel by kernel, _train_part)"""
+    cdef double work = _step_work(sizes, L, B)
+    return SHARDS if SHARD_MIN_WORK <= work < PARALLEL_STEP_MIN_WORK and B >= SHARD_MIN_BATCH else 1
+
+
+def step_shards(const int[::1] sizes not None, Py_ssize_t batch_size):
+    """The row shards the training step of these layer sizes and batch size is cut into; each shard after the
+    first needs a gradient buffer of its own (train_batches' shard_grads)"""
+    if sizes.shape[0] < 2 or batch_size < 1:
+        raise ValueError(f"step_shards: {sizes.shape[0]} layer sizes, batch {batch_size}")
+    return _step_shards(&sizes[0], <int>sizes.shape[0] - 1, batch_size)
 
 
 cdef int _train_part(int tid, int nth, int* flags,
@@ -215,18 +364,15 @@ cdef int _train_part(int tid, int nth, int* flags,
     rows) and the bookkeeping are thread 0's, which alone writes the outputs (stream, step, sums, bad_batch).
     Every thread returns the same TrainStatus; on a non-finite loss, gradient or step the batch is not applied
     (the step is undone: params and state as before it) and bad_batch names it."""
-    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], l, I, O, nb, status, t
-    cdef Py_ssize_t batch, lo, r, r0, r1, idx, at, below, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi
-    cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL), nblocks = optim.norm_blocks(net.P)
-    cdef double loss = 0, wsum = 0, normsq, coef
+    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], nb, status
+    cdef Py_ssize_t batch, lo, r0, r1, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi
+    cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL)
+    cdef double loss = 0, wsum = 0
     cdef int64_t local_step = step[0]
     cdef uint64_t local_stream = stream[0]
     cdef const int64_t* batch_classes = cb if classes != NULL else NULL
     cdef const floating* batch_targets = tb if classes == NULL else NULL
     cdef const floating* batch_weights = wb if weights != NULL else NULL
-    cdef floating* dW
-    cdef floating* dx
-    cdef const floating* x
     thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped, undone
     thread_share(tid, nth, workspace, 16, &w_lo, &w_hi)
     for batch in range(first, last):
@@ -235,20 +381,12 @@ cdef int _train_part(int tid, int nth, int* flags,
         # its rows of the batch, gathered into the batch buffers; its parts of the gradients (every gradient
         # accumulates) and of the workspaces zeroed
         thread_share(tid, nth, nb, 1, &r0, &r1)
-        for r in range(r0, r1):
-            idx = order[lo + r]
-            memcpy(xb + r * I0, X + idx * I0, I0 * sizeof(floating))
-            if classes != NULL:
-                cb[r] = classes[idx]
-            else:
-                memcpy(tb + r * OL, targets + idx * OL, OL * sizeof(floating))
-            if weights != NULL:
-                wb[r] = weights[idx]
+        _gather_rows(X, classes, targets, weights, order + lo, r0, r1, I0, OL, xb, cb, tb, wb)
         memset(grads + p_lo, 0, (p_hi - p_lo) * sizeof(floating))
         memset(dpre + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
         memset(dpost + w_lo, 0, (w_hi - w_lo) * sizeof(floating))
         dense._barrier(nth)
-        local_stream = _network_forward(tid, nth, net, params, xb, nb, B, pre, post, mask, dropped, seed,
+        local_stream = _network_forward(tid, nth, net, params, xb, 0, nb, B, pre, post, mask, dropped, seed,
                                         local_stream, True)
         if tid == 0:
             stream[0] = local_stream
@@ -268,51 +406,133 @@ cdef int _train_part(int tid, int nth, int* flags,
             if tid == 0:
                 bad_batch[0] = batch
             return status
-        for l in range(L - 1, -1, -1):
-            I, O, at = net.sizes[l], net.sizes[l + 1], B * net.starts[l]
-            dW = grads + net.offsets[l]
-            if l > 0:           # the layer's input is the previous layer's (dropped) activation
-                below = B * net.starts[l - 1]
-                x = (dropped if net.dropout[l - 1] > 0 else post) + below
-                dx = dpost + below
-            else:
-                x, dx = xb, NULL
-            dense.dense_backward_part(tid, nth, dx, dW, dW + <Py_ssize_t>I * O, dpre + at,
-                                      dpost + at if l < L - 1 else <floating*>NULL, x, params + net.offsets[l],
-                                      pre + at, post + at, nb, I, O, net.activation if l < L - 1 else -1,
-                                      net.activation_param)
-            if l > 0 and net.dropout[l - 1] > 0:     # d(post) = d(dropped) * mask, in place: its rows
-                _multiply_in_place(dx + r0 * I, mask + below + r0 * I, (r1 - r0) * I)
-                dense._barrier(nth)
-        if clip_norm > 0:       # else the step checks the gradients itself, while they are in cache
-            optim.norm_partials(grads, net.P, partial, tid * nblocks // nth, (tid + 1) * nblocks // nth)
-            dense._barrier(nth)
-            normsq = optim.sum_partials(partial, nblocks)   # in order: the same sum on any thread count
-            dense._barrier(nth)             # all have read partial before the next batch writes it
-            if not isfinite(normsq):
-                if tid == 0:
-                    bad_batch[0] = batch
-                return NONFINITE_GRADIENT
-            coef = optim.clip_coefficient(sqrt(normsq), clip_norm)
-            if coef < 1:
-                optim.scale_in_place(grads + p_lo, p_hi - p_lo, <floating>coef, 1)
-        flags[tid] = _step_range(h, params, s0, s1, s2, grads, backup, net.P, p_lo, p_hi, local_step + 1,
-                                 clip_norm <= 0)
-        dense._barrier(nth)
-        status = TRAIN_OK
-        for t in range(nth):
-            status = _worse(status, flags[t])
+        _network_backward(tid, nth, net, params, grads, xb, 0, nb, B, pre, post, dpre, dpost, mask, dropped)
+        if clip_norm > 0 and _clip(tid, nth, grads, net.P, partial, p_lo, p_hi, clip_norm) != TRAIN_OK:
+            if tid == 0:
+                bad_batch[0] = batch
+            return NONFINITE_GRADIENT
+        status = _step_all(tid, nth, flags, h, net, params, s0, s1, s2, grads, NULL, backup, p_lo, p_hi,
+                           local_step, clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
         dense._barrier(nth)     # all have read the flags before anyone writes them again
         if status != TRAIN_OK:
-            _copy_state(params, s0, s1, s2, backup, net.P, p_lo, p_hi - p_lo, True)
+            return status
+        local_step += 1
+    return TRAIN_OK
+
+
+cdef double _batch_weight_sum(const floating* weights, const int64_t* order, int nb) noexcept nogil:
+    """The batch's weight sum, rows in order (losses.weight_sum's bits), read through the sample order"""
+    cdef double total = 0
+    cdef int r
+    if weights == NULL:
+        return nb
+    for r in range(nb):
+        total += weights[order[r]]
+    return total
+
+
+cdef int _train_shards_part(int tid, int nth, int* flags, double* shard_loss,
+                            const Net* net, const Hyper* h,
+                            floating* params, floating* grads,                 # IN/OUT (P,)
+                            floating* shard_grads,                             # workspace (P,): shard 1's gradient
+                            floating* s0, floating* s1, floating* s2,          # IN/OUT (P,) optimizer state or NULL
+                            const floating* X, const int64_t* classes,         # IN (n, I0); (n,) or NULL
+                            const floating* targets, const floating* weights,  # IN (n, O_L) or NULL; (n,) or NULL
+                            const int64_t* order, Py_ssize_t n,                # IN (n,) this epoch's sample order
+                            floating* xb, int64_t* cb, floating* tb, floating* wb,
+                            floating* pre, floating* post, floating* dpre, floating* dpost,
+                            floating* mask, floating* dropped, double* partial, floating* backup,
+                            double* metric,                                    # IN/OUT running metric sums
+                            double* shard_metric,                              # workspace (SHARDS, 3 O_L)
+                            Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
+                            uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
+                            double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch) noexcept nogil:
+    """Thread tid's part (of nth <= SHARDS) of batches first..last-1, data-parallel: each batch is cut into row
+    shards fixed by its row count, and shard s is thread s % nth's: gather, forward, loss, metric and backward of
+    its rows alone (no barrier), into its own gradient buffer (shard 0's is grads). After one barrier every thread
+    steps its range of the parameters, adding the shards' gradients first (in order, in cache); after a second,
+    the step is checked. The shards and the order of their sums are the batch's, so the bits are the same on any
+    thread count. Outputs and statuses as _train_part's."""
+    cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], M = 3 * OL, nb, ns, s, l, O, status, drops = 0
+    cdef Py_ssize_t batch, lo, k, r0, r1, rows, at, out_at = B * net.starts[L - 1], p_lo, p_hi
+    cdef double wsum, total, loss = 0
+    cdef int64_t local_step = step[0]
+    cdef uint64_t local_stream = stream[0]
+    cdef floating* g
+    cdef const floating* w
+    cdef const floating* add
+    for l in range(L - 1):
+        drops += net.dropout[l] > 0
+    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: stepped, undone
+    for batch in range(first, last):
+        lo = batch * B
+        nb = <int>min(B, n - lo)
+        ns = max(1, min(<int>SHARDS, nb // <int>FNN_MR))      # no shard without a whole micro-tile of rows
+        wsum = _batch_weight_sum(weights, order + lo, nb)      # every shard's loss gradient is the batch mean's
+        s = tid - nth
+        while s + nth < ns:    # its shards: tid, tid + nth, ...
+            s += nth
+            thread_share(s, ns, nb, 1, &r0, &r1)   # even: the slower shard sets the pace
+            rows = r1 - r0
+            g = grads if s == 0 else shard_grads
+            _gather_rows(X, classes, targets, weights, order + lo, r0, r1, I0, OL, xb, cb, tb, wb)
+            memset(g, 0, net.P * sizeof(floating))              # every gradient accumulates
+            for l in range(L):
+                O = net.sizes[l + 1]
+                at = B * net.starts[l] + r0 * O
+                memset(dpre + at, 0, rows * O * sizeof(floating))
+                memset(dpost + at, 0, rows * O * sizeof(floating))
+            _network_forward(0, 1, net, params, xb, r0, <int>rows, B, pre, post, mask, dropped, seed, local_stream,
+                             True)
+            at = out_at + r0 * OL
+            w = wb + r0 if weights != NULL else NULL
+            total = losses.loss_total(net.loss, post + at, pre + at, cb + r0 if classes != NULL else NULL,
+                                      tb + r0 * OL if classes == NULL else NULL, w, <int>rows, OL,
+                                      <floating>net.delta)
+            shard_loss[s] = total
+            flags[s] = TRAIN_OK if isfinite(total) else NONFINITE_LOSS
+            if flags[s] == TRAIN_OK:
+                memset(shard_metric + s * M, 0, M * sizeof(double))
+                _accumulate_metric(net.loss, post + at, cb + r0 if classes != NULL else NULL,
+                                   tb + r0 * OL if classes == NULL else NULL, w, <int>rows, OL, shard_metric + s * M)
+                losses.loss_backward_rows(net.loss, dpre + at, post + at, cb + r0 if classes != NULL else NULL,
+                                          tb + r0 * OL if classes == NULL else NULL, w, <int>rows, OL,
+                                          <floating>net.delta, wsum)
+                _network_backward(0, 1, net, params, g, xb, r0, <int>rows, B, pre, post, dpre, dpost, mask,
+                                  dropped)
+        local_stream += drops
+        dense._barrier(nth)
+        # the shards' flags, losses and metric sums are read here and written again only after the next barrier
+        status = _worst(flags, ns)
+        if tid == 0:
+            stream[0] = local_stream
+        if status != TRAIN_OK:
             if tid == 0:
                 bad_batch[0] = batch
             return status
-        local_step += 1
         if tid == 0:
-            step[0] = local_step
-            loss_sum[0] += loss * wsum
-            weight_sum[0] += wsum
+            total = 0
+            for s in range(ns):
+                total += shard_loss[s]
+                for k in range(M):
+                    metric[k] += shard_metric[s * M + k]
+            loss = losses.loss_mean(net.loss, total, wsum, OL)
+        add = shard_grads if ns > 1 else NULL
+        if clip_norm > 0:       # the norm needs the whole gradient first
+            if add != NULL:
+                _add_in_place(grads + p_lo, add + p_lo, p_hi - p_lo)
+                dense._barrier(nth)
+                add = NULL
+            if _clip(tid, nth, grads, net.P, partial, p_lo, p_hi, clip_norm) != TRAIN_OK:
+                if tid == 0:
+                    bad_batch[0] = batch
+                return NONFINITE_GRADIENT
+        # its flags are written again only after the next batch's first barrier
+        status = _step_all(tid, nth, flags + SHARDS, h, net, params, s0, s1, s2, grads, add, backup, p_lo, p_hi,
+                           local_step, clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
+        if status != TRAIN_OK:
+            return status
+        local_step += 1
     return TRAIN_OK
 
 
@@ -322,18 +542,35 @@ cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floati
                         floating* xb, int64_t* cb, floating* tb, floating* wb,
                         floating* pre, floating* post, floating* dpre, floating* dpost,
                         floating* mask, floating* dropped, double* partial, floating* backup, double* metric,
+                        floating* shard_grads, double* shard_metric,
                         Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
                         uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
                         double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
                         int num_threads) noexcept nogil:
-    """Batches first..last-1 (see _train_part): one parallel region for all of them, when the step is worth more
-    than one thread -- the threads meet at barriers, a few per layer, instead of a fork/join per kernel."""
-    cdef int flags[MAX_STEP_THREADS + 1]      # one per thread, and the status
+    """Batches first..last-1: a small step data-parallel (_train_shards_part), a larger one shared out kernel by
+    kernel (_train_part); either in one parallel region for all the batches, the threads meeting at barriers
+    (two a step, or a few per layer) instead of a fork/join per kernel."""
+    cdef int flags[MAX_STEP_THREADS + 1]      # one per thread (and shard), and the status
+    cdef double shard_loss[SHARDS]
     cdef int l, tid = 0, nth = min(num_threads, <int>MAX_STEP_THREADS)
-    cdef double work = 0
-    for l in range(net.L):
-        work += 3.0 * B * net.sizes[l] * net.sizes[l + 1]
-    if nth > 1 and work >= PARALLEL_STEP_MIN_WORK:
+    if _step_shards(net.sizes, net.L, B) > 1:
+        nth = min(nth, <int>SHARDS)
+        if nth > 1:
+            with parallel(num_threads=nth):
+                tid = threadid()
+                l = _train_shards_part(tid, omp_get_num_threads(), flags, shard_loss, net, h, params, grads,
+                                       shard_grads, s0, s1, s2, X, classes, targets, weights, order, n, xb, cb, tb,
+                                       wb, pre, post, dpre, dpost, mask, dropped, partial, backup, metric,
+                                       shard_metric, B, first, last, seed, stream, step, clip_norm, loss_sum,
+                                       weight_sum, bad_batch)
+                if tid == 0:
+                    flags[MAX_STEP_THREADS] = l
+            return flags[MAX_STEP_THREADS]
+        return _train_shards_part(0, 1, flags, shard_loss, net, h, params, grads, shard_grads, s0, s1, s2, X,
+                                  classes, targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost, mask,
+                                  dropped, partial, backup, metric, shard_metric, B, first, last, seed, stream, step,
+                                  clip_norm, loss_sum, weight_sum, bad_batch)
+    if nth > 1 and _step_work(net.sizes, net.L, B) >= PARALLEL_STEP_MIN_WORK:
         with parallel(num_threads=nth):
             tid = threadid()
             l = _train_part(tid, omp_get_num_threads(), flags, net, h, params, grads, s0, s1, s2, X, classes,
@@ -346,12 +583,6 @@ cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floati
     return _train_part(0, 1, flags, net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n,
                        xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped, partial, backup, metric, B, first,
                        last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch)
-
-
-cdef inline void _multiply_in_place(floating* a, const floating* m, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        a[i] *= m[i]
 
 
 cdef void _predict_output(const Net* net, int output, floating* pre, Py_ssize_t block, int nb,
@@ -381,7 +612,7 @@ cdef void _predict_rows(const Net* net, int output, const floating* params, cons
             t = threadid()
             lo = b * block
             nb = <int>min(block, N - lo)
-            _network_forward(0, 1, net, params, X + lo * I0, nb, block, pre + t * per_thread, post + t * per_thread,
+            _network_forward(0, 1, net, params, X + lo * I0, 0, nb, block, pre + t * per_thread, post + t * per_thread,
                              NULL, NULL, 0, 0, False)
             _predict_output(net, output, pre + t * per_thread, block, nb, out + lo * OL)
         return
@@ -390,10 +621,10 @@ cdef void _predict_rows(const Net* net, int output, const floating* params, cons
         nb = <int>min(block, N - lo)
         if num_threads > 1:
             with parallel(num_threads=num_threads):
-                _network_forward(threadid(), omp_get_num_threads(), net, params, X + lo * I0, nb, block, pre, post,
+                _network_forward(threadid(), omp_get_num_threads(), net, params, X + lo * I0, 0, nb, block, pre, post,
                                  NULL, NULL, 0, 0, False)
         else:
-            _network_forward(0, 1, net, params, X + lo * I0, nb, block, pre, post, NULL, NULL, 0, 0, False)
+            _network_forward(0, 1, net, params, X + lo * I0, 0, nb, block, pre, post, NULL, NULL, 0, 0, False)
         _predict_output(net, output, pre, block, nb, out + lo * OL)
 
 
@@ -447,7 +678,7 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
                   floating[::1] wb not None, floating[::1] pre not None, floating[::1] post not None,
                   floating[::1] dpre not None, floating[::1] dpost not None, floating[::1] mask not None,
                   floating[::1] dropped not None, floating[::1] backup not None, double[::1] partial not None,
-                  double[::1] metric not None,
+                  double[::1] metric not None, floating[::1] shard_grads not None, double[::1] shard_metric not None,
                   const int[::1] sizes not None, const Py_ssize_t[::1] offsets not None,
                   const Py_ssize_t[::1] starts not None, int activation, double activation_param, int loss,
                   double delta, const double[::1] dropout_rates not None, dict hyper not None,
@@ -457,7 +688,7 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     Returns (status, loss_sum, weight_sum, step, stream, bad_batch): the loss summed over the batches weighted
     by their weight sums, the optimizer's step count and the dropout stream after the last batch applied;
     `metric` accumulates the running training metric's sums. `backup` holds P elements for params and for each
-    optimizer state the options use."""
+    optimizer state the options use; shard_grads (step_shards - 1) P, shard_metric step_shards * 3 O_L."""
     cdef Net net
     cdef Hyper h
     cdef Py_ssize_t n = X.shape[0], B = xb.shape[0], P = params.shape[0], r, n_batches, workspace
@@ -472,7 +703,7 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     cdef floating* s2
     cdef double loss_sum = 0, weight_sum = 0
     cdef Py_ssize_t bad_batch = -1
-    cdef int status, OL
+    cdef int status, OL, shards
     _check_net(&net, sizes, offsets, starts, P, activation, activation_param, loss, delta, dropout_rates)
     OL = sizes[net.L]
     n_batches = (n + B - 1) // B if B > 0 else 0
@@ -490,6 +721,9 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     _at_least("partial", partial.shape[0], optim.norm_blocks(P))
     _at_least("metric", metric.shape[0], 3 * OL)
     _at_least("wb", wb.shape[0], B)
+    shards = _step_shards(&sizes[0], net.L, B)
+    _at_least("shard_grads", shard_grads.shape[0], (shards - 1) * P)
+    _at_least("shard_metric", shard_metric.shape[0], shards * 3 * OL)
     _at_least("cb", cb.shape[0], B)
     for r in range(first * B, min(last * B, n)):
         if not 0 <= order[r] < n:
@@ -530,7 +764,9 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
         status = _train_batches(&net, &h, &params[0], &grads[0], s0, s1, s2, &X[0, 0], c, t, w, &order[0], n,
                                 &xb[0, 0], &cb[0], &tb[0, 0], &wb[0], &pre[0], &post[0], &dpre[0], &dpost[0],
                                 &mask[0] if mask.shape[0] else NULL, &dropped[0] if dropped.shape[0] else NULL,
-                                &partial[0], &backup[0], &metric[0], B, first, last, seed, &stream, &step, clip_norm,
+                                &partial[0], &backup[0], &metric[0],
+                                &shard_grads[0] if shard_grads.shape[0] else NULL, &shard_metric[0], B, first, last,
+                                seed, &stream, &step, clip_norm,
                                 &loss_sum, &weight_sum, &bad_batch, num_threads)
     return status, loss_sum, weight_sum, step, stream, bad_batch
 

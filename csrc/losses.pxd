@@ -7,6 +7,8 @@
 # whose weights sum to 0 contributes loss 0 and no gradient. Terms are computed in the arrays' dtype and
 # summed in double, rows in order. Backward accumulates (+=) into dlogits; the caller zeroes the flat
 # gradient buffer once per step.
+# A batch split into row shards (the training step's data-parallel path) calls the *_rows forms: loss_total
+# gives a shard's unnormalised weighted sum, loss_backward_rows normalises by the whole batch's weight sum.
 # Serial on purpose: the output layer is narrow (e.g. 128 x 10), so an OpenMP fork/join would cost more than
 # the work, and one summation order makes the loss the same bits whatever the thread count.
 from cython cimport floating
@@ -68,11 +70,10 @@ cdef inline void _add_scaled_difference(floating* dlogits,               # OUT (
                                         const floating* out,             # IN  (N, O)
                                         const floating* targets,         # IN  (N, O)
                                         const floating* weights,         # IN  (N,) or NULL
-                                        int N, int O, double factor) noexcept nogil:
-    """dlogits += factor w_n (out - targets) / (O sum w)"""
+                                        int N, int O, double factor, double wsum) noexcept nogil:
+    """dlogits += factor w_n (out - targets) / (O wsum)"""
     cdef Py_ssize_t i, row
     cdef int n
-    cdef double wsum = weight_sum(weights, N)
     cdef floating scale
     for n in range(N):
         scale = _row_scale(weights, n, wsum * O, factor)
@@ -114,12 +115,9 @@ cdef inline void softmax_forward(floating* out,                          # OUT (
         _softmax_row(out + <Py_ssize_t>n * O, logits + <Py_ssize_t>n * O, O, &m)
 
 
-cdef inline double cross_entropy_forward(floating* out,                  # OUT (N, O) softmax(logits)
-                                         const floating* logits,         # IN  (N, O)
-                                         const int64_t* targets,         # IN  (N,) class indices in [0, O)
-                                         const floating* weights,        # IN  (N,) or NULL
-                                         int N, int O) noexcept nogil:
-    """out = softmax(z) row-wise;  return sum_n w_n (logsumexp(z_n) - z_n[y_n]) / sum_n w_n"""
+cdef inline double _cross_entropy_total(floating* out, const floating* logits, const int64_t* targets,
+                                        const floating* weights, int N, int O) noexcept nogil:
+    """out = softmax(z) row-wise;  return sum_n w_n (logsumexp(z_n) - z_n[y_n]) (its mean: / sum_n w_n)"""
     cdef int n
     cdef floating m, rest, z_y
     cdef double total = 0
@@ -129,18 +127,18 @@ cdef inline double cross_entropy_forward(floating* out,                  # OUT (
         # logsumexp - z_y = (m - z_y) + log1p(rest): two terms >= 0, so no cancellation even when the loss is
         # near 0 (y wins clearly), and finite for any finite logits
         total += ((m - z_y) + _log1p(rest)) * (1 if weights == NULL else weights[n])
-    return _mean(total, weight_sum(weights, N), 1)
+    return total
+
 
 
 cdef inline void cross_entropy_backward(floating* dlogits,               # OUT (N, O) +=
                                         const floating* out,             # IN  (N, O) softmax saved by forward
                                         const int64_t* targets,          # IN  (N,) class indices in [0, O)
                                         const floating* weights,         # IN  (N,) or NULL
-                                        int N, int O) noexcept nogil:
-    """dlogits += w_n (out - onehot(y)) / sum w"""
+                                        int N, int O, double wsum) noexcept nogil:
+    """dlogits += w_n (out - onehot(y)) / wsum"""
     cdef int n, o
     cdef int64_t y
-    cdef double wsum = weight_sum(weights, N)
     cdef floating scale
     cdef Py_ssize_t row
     for n in range(N):
@@ -153,12 +151,9 @@ cdef inline void cross_entropy_backward(floating* dlogits,               # OUT (
 
 # ---- sigmoid + binary cross-entropy (multi-label): targets are probabilities ----
 
-cdef inline double binary_cross_entropy_forward(floating* out,           # OUT (N, O) sigmoid(logits)
-                                                const floating* logits,  # IN  (N, O)
-                                                const floating* targets, # IN  (N, O) in [0, 1]
-                                                const floating* weights, # IN  (N,) or NULL
-                                                int N, int O) noexcept nogil:
-    """out = sigmoid(z);  return weighted mean of max(z, 0) - z y + log1p(exp(-|z|))"""
+cdef inline double _binary_cross_entropy_total(floating* out, const floating* logits, const floating* targets,
+                                               const floating* weights, int N, int O) noexcept nogil:
+    """out = sigmoid(z);  return the weighted sum of max(z, 0) - z y + log1p(exp(-|z|)) (mean: / (O sum w))"""
     cdef Py_ssize_t i, row
     cdef int n
     cdef floating z, y, e
@@ -174,26 +169,28 @@ cdef inline double binary_cross_entropy_forward(floating* out,           # OUT (
             row_total += (z * (1 - y) if z >= 0 else -z * y) + _log1p(e)
             out[i] = (1 if z >= 0 else e) / (1 + e)
         total += row_total * (1 if weights == NULL else weights[n])
-    return _mean(total, weight_sum(weights, N), O)
+    return total
+
 
 
 cdef inline void binary_cross_entropy_backward(floating* dlogits,        # OUT (N, O) +=
                                                const floating* out,      # IN  (N, O) sigmoid saved by forward
                                                const floating* targets,  # IN  (N, O)
                                                const floating* weights,  # IN  (N,) or NULL
-                                               int N, int O) noexcept nogil:
-    """dlogits += w_n (out - y) / (O sum w)"""
-    _add_scaled_difference(dlogits, out, targets, weights, N, O, 1.0)
+                                               int N, int O, double wsum) noexcept nogil:
+    """dlogits += w_n (out - y) / (O wsum)"""
+    _add_scaled_difference(dlogits, out, targets, weights, N, O, 1.0, wsum)
 
 
 # ---- identity output + regression losses: d = z - y ----
 
-cdef inline double _regression_forward(int kind, floating* out,          # OUT (N, O) = logits
+cdef inline double _regression_total(int kind, floating* out,            # OUT (N, O) = logits
                                        const floating* logits,           # IN  (N, O)
                                        const floating* targets,          # IN  (N, O)
                                        const floating* weights,          # IN  (N,) or NULL
-                                       int N, int O, floating delta) noexcept nogil:
-    """out = z;  return the weighted mean of term_kind(z - y)"""
+                                     int N, int O, floating delta) noexcept nogil:
+    """out = z;  return the weighted sum of term_kind(z - y): MSE d^2, MAE |d|, HUBER 0.5 d^2 if |d| < delta
+    else delta (|d| - 0.5 delta) (mean: / (O sum w))"""
     cdef Py_ssize_t i, row
     cdef int n
     cdef floating d, a, half = 0.5
@@ -212,39 +209,29 @@ cdef inline double _regression_forward(int kind, floating* out,          # OUT (
                 a = abs(d)
                 row_total += half * d * d if a < delta else delta * (a - half * delta)
         total += row_total * (1 if weights == NULL else weights[n])
-    return _mean(total, weight_sum(weights, N), O)
+    return total
 
 
-cdef inline double mse_forward(floating* out, const floating* logits, const floating* targets,
-                               const floating* weights, int N, int O) noexcept nogil:
-    """out = z;  return weighted mean((z - y)^2)"""
-    return _regression_forward(MSE, out, logits, targets, weights, N, O, 0)
 
 
 cdef inline void mse_backward(floating* dlogits,                         # OUT (N, O) +=
                               const floating* out,                       # IN  (N, O) saved by forward
                               const floating* targets,                   # IN  (N, O)
                               const floating* weights,                   # IN  (N,) or NULL
-                              int N, int O) noexcept nogil:
-    """dlogits += 2 w_n (z - y) / (O sum w)"""
-    _add_scaled_difference(dlogits, out, targets, weights, N, O, 2.0)
+                              int N, int O, double wsum) noexcept nogil:
+    """dlogits += 2 w_n (z - y) / (O wsum)"""
+    _add_scaled_difference(dlogits, out, targets, weights, N, O, 2.0, wsum)
 
-
-cdef inline double mae_forward(floating* out, const floating* logits, const floating* targets,
-                               const floating* weights, int N, int O) noexcept nogil:
-    """out = z;  return weighted mean(|z - y|)"""
-    return _regression_forward(MAE, out, logits, targets, weights, N, O, 0)
 
 
 cdef inline void mae_backward(floating* dlogits,                         # OUT (N, O) +=
                               const floating* out,                       # IN  (N, O) saved by forward
                               const floating* targets,                   # IN  (N, O)
                               const floating* weights,                   # IN  (N,) or NULL
-                              int N, int O) noexcept nogil:
-    """dlogits += w_n sign(z - y) / (O sum w), sign(0) = 0 as PyTorch"""
+                              int N, int O, double wsum) noexcept nogil:
+    """dlogits += w_n sign(z - y) / (O wsum), sign(0) = 0 as PyTorch"""
     cdef Py_ssize_t i, row
     cdef int n
-    cdef double wsum = weight_sum(weights, N)
     cdef floating d, scale
     for n in range(N):
         scale = _row_scale(weights, n, wsum * O, 1.0)
@@ -254,21 +241,15 @@ cdef inline void mae_backward(floating* dlogits,                         # OUT (
             dlogits[i] += ((d > 0) - (d < 0)) * scale
 
 
-cdef inline double huber_forward(floating* out, const floating* logits, const floating* targets,
-                                 const floating* weights, int N, int O, floating delta) noexcept nogil:
-    """out = z;  return weighted mean(0.5 d^2 if |d| < delta else delta (|d| - 0.5 delta)), d = z - y"""
-    return _regression_forward(HUBER, out, logits, targets, weights, N, O, delta)
-
 
 cdef inline void huber_backward(floating* dlogits,                       # OUT (N, O) +=
                                 const floating* out,                     # IN  (N, O) saved by forward
                                 const floating* targets,                 # IN  (N, O)
                                 const floating* weights,                 # IN  (N,) or NULL
-                                int N, int O, floating delta) noexcept nogil:
-    """dlogits += w_n clamp(z - y, -delta, delta) / (O sum w)"""
+                                int N, int O, floating delta, double wsum) noexcept nogil:
+    """dlogits += w_n clamp(z - y, -delta, delta) / (O wsum)"""
     cdef Py_ssize_t i, row
     cdef int n
-    cdef double wsum = weight_sum(weights, N)
     cdef floating d, scale
     for n in range(N):
         scale = _row_scale(weights, n, wsum * O, 1.0)
@@ -280,6 +261,30 @@ cdef inline void huber_backward(floating* dlogits,                       # OUT (
 
 # ---- by code: the switch is outside the loops ----
 
+cdef inline double loss_total(int kind,                                  # a Loss code
+                              floating* out,                             # OUT (N, O) the output activation
+                              const floating* logits,                    # IN  (N, O)
+                              const int64_t* classes,                    # IN  (N,)   CROSS_ENTROPY only, else NULL
+                              const floating* targets,                   # IN  (N, O) the other losses, else NULL
+                              const floating* weights,                   # IN  (N,) sample weights, or NULL
+                              int N, int O, floating delta) noexcept nogil:
+    """out = activation(z);  return the rows' weighted loss sum (loss_mean makes it the mean); NaN for an
+    unknown kind"""
+    if kind == CROSS_ENTROPY:
+        return _cross_entropy_total(out, logits, classes, weights, N, O)
+    if kind == BINARY_CROSS_ENTROPY:
+        return _binary_cross_entropy_total(out, logits, targets, weights, N, O)
+    if kind == MSE or kind == MAE or kind == HUBER:
+        return _regression_total(kind, out, logits, targets, weights, N, O, delta)
+    return NAN
+
+
+cdef inline double loss_mean(int kind, double total, double wsum, int O) noexcept nogil:
+    """The mean loss of a batch from its loss_total and its weight sum: over rows for cross-entropy, else over
+    all elements"""
+    return _mean(total, wsum, 1 if kind == CROSS_ENTROPY else O)
+
+
 cdef inline double loss_forward(int kind,                                # a Loss code
                                 floating* out,                           # OUT (N, O) the output activation
                                 const floating* logits,                  # IN  (N, O)
@@ -288,13 +293,33 @@ cdef inline double loss_forward(int kind,                                # a Los
                                 const floating* weights,                 # IN  (N,) sample weights, or NULL
                                 int N, int O, floating delta) noexcept nogil:
     """out = activation(z);  return the (weighted) mean loss `kind` (delta: HUBER only); NaN for an unknown kind"""
+    return loss_mean(kind, loss_total(kind, out, logits, classes, targets, weights, N, O, delta),
+                     weight_sum(weights, N), O)
+
+
+cdef inline int loss_backward_rows(int kind,                             # a Loss code
+                                   floating* dlogits,                    # OUT (N, O) +=
+                                   const floating* out,                  # IN  (N, O) saved by forward
+                                   const int64_t* classes,               # IN  (N,)   CROSS_ENTROPY only, else NULL
+                                   const floating* targets,              # IN  (N, O) the other losses, else NULL
+                                   const floating* weights,              # IN  (N,) sample weights, or NULL
+                                   int N, int O, floating delta,
+                                   double wsum) noexcept nogil:          # IN  the whole batch's weight sum
+    """dlogits += d(mean loss `kind`)/d(logits) for N rows of a batch whose weights sum to wsum (delta: HUBER
+    only); returns 0, or -1 for an unknown kind"""
     if kind == CROSS_ENTROPY:
-        return cross_entropy_forward(out, logits, classes, weights, N, O)
-    if kind == BINARY_CROSS_ENTROPY:
-        return binary_cross_entropy_forward(out, logits, targets, weights, N, O)
-    if kind == MSE or kind == MAE or kind == HUBER:
-        return _regression_forward(kind, out, logits, targets, weights, N, O, delta)
-    return NAN
+        cross_entropy_backward(dlogits, out, classes, weights, N, O, wsum)
+    elif kind == BINARY_CROSS_ENTROPY:
+        binary_cross_entropy_backward(dlogits, out, targets, weights, N, O, wsum)
+    elif kind == MSE:
+        mse_backward(dlogits, out, targets, weights, N, O, wsum)
+    elif kind == MAE:
+        mae_backward(dlogits, out, targets, weights, N, O, wsum)
+    elif kind == HUBER:
+        huber_backward(dlogits, out, targets, weights, N, O, delta, wsum)
+    else:
+        return -1
+    return 0
 
 
 cdef inline int loss_backward(int kind,                                  # a Loss code
@@ -305,16 +330,4 @@ cdef inline int loss_backward(int kind,                                  # a Los
                               const floating* weights,                   # IN  (N,) sample weights, or NULL
                               int N, int O, floating delta) noexcept nogil:
     """dlogits += d(mean loss `kind`)/d(logits) (delta: HUBER only); returns 0, or -1 for an unknown kind"""
-    if kind == CROSS_ENTROPY:
-        cross_entropy_backward(dlogits, out, classes, weights, N, O)
-    elif kind == BINARY_CROSS_ENTROPY:
-        binary_cross_entropy_backward(dlogits, out, targets, weights, N, O)
-    elif kind == MSE:
-        mse_backward(dlogits, out, targets, weights, N, O)
-    elif kind == MAE:
-        mae_backward(dlogits, out, targets, weights, N, O)
-    elif kind == HUBER:
-        huber_backward(dlogits, out, targets, weights, N, O, delta)
-    else:
-        return -1
-    return 0
+    return loss_backward_rows(kind, dlogits, out, classes, targets, weights, N, O, delta, weight_sum(weights, N))

@@ -97,6 +97,50 @@ def test_same_bits_on_one_two_and_three_threads(rng, layers, dtype, batch, fit_k
     assert results[0] == results[1] == results[2]
 
 
+# (layers, dtype, batch, fit options, model options): small steps, run data-parallel in 2 row shards
+# (csrc/_train.pyx's _train_shards_part): last batches of 24 rows (2 shards of 12) and of 3 (one shard), a 3-wide
+# output (BLAS), dropout, sample weights, clipping
+SHARDED_STEP_CASES = [
+    ([64, 128, 10], "float32", 64, dict(), dict(activation="relu")),
+    ([30, 64, 3], "float32", 48, dict(clip_grad_norm=0.5, sample_weight=True), dict(dropout=0.2)),
+    ([20, 40, 9, 3], "float64", 199, dict(optimizer=lambda: fastnn.optim.RMSprop(lr=1e-3, momentum=0.5)),
+     dict(dropout=[0.1, 0.3], activation="gelu")),
+]
+
+
+@pytest.mark.parametrize("layers, dtype, batch, fit_kw, model_kw", SHARDED_STEP_CASES)
+def test_sharded_step_same_bits_on_any_thread_count_and_matches_numpy_twin(rng, layers, dtype, batch, fit_kw,
+                                                                           model_kw):
+    """The row shards are the batch's, not the threads': the same bits on 1, 2 and 3 threads; and the NumPy twin,
+    which sums in the same shards, agrees to rounding"""
+    X = rng.standard_normal((600, layers[0])).astype(dtype)
+    y = rng.integers(0, layers[-1], 600)
+    w = rng.uniform(0.2, 2.0, 600)
+    assert fastnn._train.step_shards(np.array(layers, np.intc), batch) == 2
+    results = []
+    for backend, threads in (("compiled", 1), ("compiled", 2), ("compiled", 3), ("numpy", 1)):
+        kw = {k: v() if callable(v) else v for k, v in fit_kw.items()}
+        if kw.pop("sample_weight", False):
+            kw["sample_weight"] = w
+        m = fastnn.MLP(layers, seed=5, num_threads=threads, dtype=dtype, backend=backend, **model_kw)
+        h = m.fit(X, y, epochs=2, batch_size=batch, **kw)
+        results.append((m.params.copy(), m.predict_proba(X), h.history["loss"], h.history["accuracy"]))
+    for other in results[1:3]:
+        for a, b in zip(results[0], other):
+            assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    rtol = 1e-4 if dtype == "float32" else 1e-9
+    for a, b in zip(results[0], results[3]):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
+
+
+@pytest.mark.parametrize("layers", [[4, 16, 3], [64, 128, 10], [30, 64, 3], [784, 256, 128, 10], [5, 3]])
+@pytest.mark.parametrize("batch", [1, 15, 16, 64, 128, 256])
+def test_numpy_twin_cuts_the_same_shards(layers, batch):
+    from fastnn.reference import train as twin
+    sizes = np.array(layers, np.intc)
+    assert twin.step_shards(sizes, batch) == fastnn._train.step_shards(sizes, batch)
+
+
 def test_parallel_step_matches_numpy_twin(rng):
     """The 2-thread training step's region against the NumPy reference (float64, dropout, weights, clipping)"""
     X, y = rng.standard_normal((600, 500)), rng.integers(0, 3, 600)
@@ -260,10 +304,11 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
     from fastnn.mlp import _EpochBuffers
     state = m.optimizer_.state_buffers(m.params)
     buf = _EpochBuffers(m, 8, 3, state)
-    args = lambda order, classes, pre, backup=buf.backup: (  # noqa: E731
+    args = lambda order, classes, pre, backup=buf.backup, shard_grads=buf.shard_grads: (  # noqa: E731
         m.params, m.grads, *state, np.ascontiguousarray(X), classes, None, None, order, buf.xb, buf.cb, buf.tb,
-        buf.wb, pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, backup, buf.partial, buf.metric, m._sizes,
-        m._offsets, m._starts, 4, 0.0, 0, 1.0, np.zeros(2), m.optimizer_.kernel_hyper(), 0, 3, 0, 0, 1, 0.0, 1)
+        buf.wb, pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, backup, buf.partial, buf.metric,
+        shard_grads, buf.shard_metric, m._sizes, m._offsets, m._starts, 4, 0.0, 0, 1.0, np.zeros(2),
+        m.optimizer_.kernel_hyper(), 0, 3, 0, 0, 1, 0.0, 1)
     good_order, good_classes = np.arange(20, dtype=np.int64), y.astype(np.int64)
     with pytest.raises(ValueError, match="order"):
         fastnn._train.train_batches(*args(good_order * 2, good_classes, buf.pre))
@@ -273,3 +318,14 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
         fastnn._train.train_batches(*args(good_order, good_classes, buf.pre, buf.backup[:2 * m.n_params]))
     with pytest.raises(ValueError, match="pre"):
         fastnn._train.train_batches(*args(good_order, good_classes, buf.pre[:10]))
+    wide = fastnn.MLP([5, 1000, 3], seed=0, dtype="float64")     # its batches of 16 run in 2 row shards
+    wide.fit(X, y, epochs=1, batch_size=16)
+    state = wide.optimizer_.state_buffers(wide.params)
+    buf = _EpochBuffers(wide, 16, 3, state)
+    assert fastnn._train.step_shards(wide._sizes, 16) == 2 and buf.shard_grads.size == wide.n_params
+    with pytest.raises(ValueError, match="shard_grads"):   # the second shard's gradient
+        fastnn._train.train_batches(
+            wide.params, wide.grads, *state, np.ascontiguousarray(X), good_classes, None, None, good_order, buf.xb,
+            buf.cb, buf.tb, buf.wb, buf.pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, buf.backup,
+            buf.partial, buf.metric, buf.shard_grads[:-1], buf.shard_metric, wide._sizes, wide._offsets,
+            wide._starts, 1, 0.0, 0, 1.0, np.zeros(1), wide.optimizer_.kernel_hyper(), 0, 2, 0, 0, 1, 0.0, 1)

@@ -74,6 +74,10 @@ class _EpochBuffers:
         # params and the optimizer's state buffers before each step, to undo a step that overflows
         self.backup = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
         self.metric = np.zeros(3 * n_outputs)
+        # a small step runs in row shards (csrc/_train.pyx): each shard after the first has a gradient of its own
+        shards = model.backend.train.step_shards(model._sizes, B)
+        self.shard_grads = np.empty((shards - 1) * model.n_params, dtype)
+        self.shard_metric = np.zeros(shards * 3 * n_outputs)
 
     @staticmethod
     def key_of(model, batch_size, n_outputs, state):
@@ -648,6 +652,7 @@ class MLP:
                         self.params, self.grads, *state, X, classes_arr, targets_arr, weights_arr, order,
                         buffers.xb, buffers.cb, buffers.tb, buffers.wb, buffers.pre, buffers.post, buffers.dpre,
                         buffers.dpost, buffers.mask, buffers.dropped, buffers.backup, buffers.partial, buffers.metric,
+                        buffers.shard_grads, buffers.shard_metric,
                         self._sizes, self._offsets, self._starts, ACTIVATIONS.index(self.activation),
                         self.negative_slope, list(LOSSES).index(self.loss), self.huber_delta,
                         np.array(self.dropout, np.float64), optimizer.kernel_hyper(), done, last, self._dropout_seed,

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import activations, dense, dropout, losses, optim
 
-__all__ = ["train_batches", "predict_rows"]
+__all__ = ["step_shards", "train_batches", "predict_rows"]
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "softplus", "silu")  # ActivationKind
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "mae", "huber")                        # Loss codes
@@ -54,6 +54,30 @@ def _forward(params, x, sizes, offsets, starts, B, pre, post, mask, dropped, act
     return stream
 
 
+def _backward(params, grads, x, rows, sizes, offsets, starts, B, nb, pre, post, dpre, dpost, mask, dropped,
+              act_backward, rates):
+    """grads = the gradient of rows [r0, r1) of the batch, from the loss gradient in dpre's last block"""
+    r0, r1 = rows
+    L = len(sizes) - 1
+    grads[...] = 0
+    for l, I, O, W, b in reversed(list(_layers(params, sizes, offsets))):
+        dW = grads[offsets[l]: offsets[l] + I * O].reshape(I, O)
+        db = grads[offsets[l] + I * O: offsets[l] + I * O + O]
+        dz = _block(dpre, B, starts[l], nb, O)[r0:r1]
+        if l < L - 1:
+            act_backward(dz, _block(dpost, B, starts[l], nb, O)[r0:r1], _block(pre, B, starts[l], nb, O)[r0:r1],
+                         _block(post, B, starts[l], nb, O)[r0:r1])
+        if l > 0:
+            dropped_input = rates[l - 1] > 0
+            a = _block(dropped if dropped_input else post, B, starts[l - 1], nb, I)[r0:r1]
+            da = _block(dpost, B, starts[l - 1], nb, I)[r0:r1]
+        else:
+            a, da, dropped_input = x[r0:r1], None, False
+        dense.dense_backward(da, dW, db, dz, a, W)
+        if dropped_input:
+            da *= _block(mask, B, starts[l - 1], nb, I)[r0:r1]
+
+
 def _accumulate_metric(loss_kind, out, classes, targets, weights, metric):
     """The running training metric: weighted correct predictions (classification; exact rows for multi-label),
     or per output sum w (y - yhat)^2, sum w y, sum w y^2 (regression, for R^2)."""
@@ -70,13 +94,33 @@ def _accumulate_metric(loss_kind, out, classes, targets, weights, metric):
         metric[2:3 * O:3] += (w[:, None] * y * y).sum(axis=0)
 
 
+# the compiled loop's row shards (csrc/_train.pyx): a step of SHARD_MIN_WORK to PARALLEL_STEP_MIN_WORK multiply-adds
+# of a batch of at least SHARD_MIN_BATCH rows sums its gradient shard by shard, even shards of at least MR rows.
+# This twin sums in the same shards: with a sign-valued gradient (MAE) the terms can cancel exactly, and Adam
+# turns a last-bit difference of a zero sum into a visible one.
+PARALLEL_STEP_MIN_WORK, SHARD_MIN_WORK, SHARDS, SHARD_MIN_BATCH, MR = 1 << 22, 1 << 18, 2, 16, 6
+
+
+def step_shards(sizes, batch_size):
+    """The row shards the training step of these layer sizes and batch size is cut into"""
+    work = 3 * batch_size * sum(int(sizes[l]) * int(sizes[l + 1]) for l in range(len(sizes) - 1))
+    return SHARDS if SHARD_MIN_WORK <= work < PARALLEL_STEP_MIN_WORK and batch_size >= SHARD_MIN_BATCH else 1
+
+
+def _shard_rows(nb, shards):
+    """[(r0, r1)] of each row shard of a batch of nb rows"""
+    ns = max(1, min(shards, nb // MR))
+    cuts = [s * nb // ns for s in range(ns)] + [nb]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 # every overflow is caught (a non-finite loss, gradient or step) and reported as the compiled loop reports it:
 # NumPy's own warnings would only precede that report, or replace it under python -W error
 @np.errstate(all="ignore")
 def train_batches(params, grads, state0, state1, state2, X, classes, targets, weights, order, xb, cb, tb, wb, pre,
-                  post, dpre, dpost, mask, dropped, backup, partial, metric, sizes, offsets, starts, activation,
-                  activation_param, loss, delta, dropout_rates, hyper, first, last, seed, stream, step, clip_norm,
-                  num_threads):
+                  post, dpre, dpost, mask, dropped, backup, partial, metric, shard_grads, shard_metric, sizes, offsets,
+                  starts, activation, activation_param, loss, delta, dropout_rates, hyper, first, last, seed, stream,
+                  step, clip_norm, num_threads):
     """Train on batches [first, last) of an epoch whose sample order is `order` (see csrc/_train.pyx).
     Returns (status, loss_sum, weight_sum, step, stream, bad_batch)."""
     n, B, L = X.shape[0], xb.shape[0], len(sizes) - 1
@@ -110,27 +154,16 @@ def train_batches(params, grads, state0, state1, state2, X, classes, targets, we
             return NONFINITE_LOSS, loss_sum, weight_sum, step, stream, batch
         _accumulate_metric(loss, out, c, t, w, metric)
         wsum = float(nb if w is None else w.astype(np.float64).sum())
-        grads[...] = 0
         dpre[...] = 0
         dpost[...] = 0
         loss_backward(_block(dpre, B, starts[L - 1], nb, OL), out, c if c is not None else t, **extra,
                       sample_weight=w)
-        for l, I, O, W, b in reversed(list(_layers(params, sizes, offsets))):
-            dW = grads[offsets[l]: offsets[l] + I * O].reshape(I, O)
-            db = grads[offsets[l] + I * O: offsets[l] + I * O + O]
-            dz = _block(dpre, B, starts[l], nb, O)
-            if l < L - 1:
-                act_backward(dz, _block(dpost, B, starts[l], nb, O), _block(pre, B, starts[l], nb, O),
-                             _block(post, B, starts[l], nb, O))
-            if l > 0:
-                dropped_input = dropout_rates[l - 1] > 0
-                a = _block(dropped if dropped_input else post, B, starts[l - 1], nb, I)
-                da = _block(dpost, B, starts[l - 1], nb, I)
-            else:
-                a, da, dropped_input = x, None, False
-            dense.dense_backward(da, dW, db, dz, a, W)
-            if dropped_input:
-                da *= _block(mask, B, starts[l - 1], nb, I)
+        shards = _shard_rows(nb, step_shards(sizes, B))
+        for k, rows in enumerate(shards):
+            _backward(params, grads if k == 0 else shard_grads[:len(grads)], x, rows, sizes, offsets, starts, B, nb,
+                      pre, post, dpre, dpost, mask, dropped, act_backward, dropout_rates)
+        if len(shards) > 1:
+            grads += shard_grads[:len(grads)]
         normsq = float(np.sum(np.square(grads, dtype=np.float64)))
         if not np.isfinite(normsq):
             return NONFINITE_GRADIENT, loss_sum, weight_sum, step, stream, batch
