@@ -300,8 +300,9 @@ cdef int _step_all(int tid, int nth, int* flags, const Hyper* h, const Net* net,
 
 
 cdef enum:
-    # multiply-adds per training step (3 B sum_l I_l O_l) below this: one thread. On this 2-vCPU machine
-    # (python bench/train_threads.py W2 / W3) W2's 1.8M ran no faster on 2 threads than on 1 (best of 20 epochs
+    # multiply-adds per training step (3 B sum_l I_l O_l) from this on: the step is shared out kernel by kernel
+    # (_train_part); below it, row shards or one thread (SHARD_MIN_WORK). On this 2-vCPU machine
+    # (python bench/train_threads.py W2 / W3) W2's 1.8M ran, kernel by kernel, no faster on 2 threads than on 1 (best of 20 epochs
     # 0.73M vs 0.79M samples/s; medians within noise), W3's 90M 1.4x faster (medians). The per-product rule
     # (dense.pxd's SERIAL_MAX_WORK) is the same 2^22.
     PARALLEL_STEP_MIN_WORK = 1 << 22
@@ -309,7 +310,7 @@ cdef enum:
     # a smaller step of at least SHARD_MIN_WORK, of a batch of at least SHARD_MIN_BATCH rows, is data-parallel
     # (_train_shards_part): SHARDS row shards whatever the thread count, one per thread on this 2-core machine.
     # Measured (python bench/train_ab.py W2 1,2 5 before/src src, 5 rounds): W2's 1.8M multiply-adds 1.38x faster
-    # on 2 threads than the kernel-by-kernel step, 0.88x on 1 (the shards pack W twice); W1's 1.1e4 1.01x and 0.92x,
+    # on 2 threads than the whole step on one thread (before), 0.88x on 1 (the shards pack W twice); W1's 1.1e4 1.01x and 0.92x,
     # so it stays whole
     SHARDS = 2
     SHARD_MIN_BATCH = 16
