@@ -51,7 +51,9 @@ cdef double _forward(str name, int kind, floating[:, ::1] out, const floating[:,
     cdef const floating* w = _weights(name, weights, out.shape[0])
     cdef double loss
     with nogil:
-        loss = losses.loss_forward(kind, &out[0, 0], &logits[0, 0], c, t, w, out.shape[0], out.shape[1], delta)
+        loss = losses.loss_mean(kind, losses.loss_total(kind, &out[0, 0], &logits[0, 0], c, t, w, out.shape[0],
+                                                        out.shape[1], delta),
+                                losses.weight_sum(w, out.shape[0]), out.shape[1])
     return loss
 
 
@@ -63,7 +65,8 @@ cdef int _backward(str name, int kind, floating[:, ::1] dlogits, const floating[
     cdef const floating* t = &targets[0, 0] if targets is not None else NULL
     cdef const floating* w = _weights(name, weights, out.shape[0])
     with nogil:
-        losses.loss_backward(kind, &dlogits[0, 0], &out[0, 0], c, t, w, out.shape[0], out.shape[1], delta)
+        losses.loss_backward_rows(kind, &dlogits[0, 0], &out[0, 0], c, t, w, out.shape[0], out.shape[1], delta,
+                                  losses.weight_sum(w, out.shape[0]))
     return 0
 
 

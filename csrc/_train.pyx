@@ -391,15 +391,16 @@ cdef int _train_part(int tid, int nth, int* flags,
                                         local_stream, True)
         if tid == 0:
             stream[0] = local_stream
-            loss = losses.loss_forward(net.loss, post + out_at, pre + out_at, batch_classes, batch_targets,
-                                       batch_weights, nb, OL, <floating>net.delta)
+            wsum = losses.weight_sum(batch_weights, nb)    # now: after the last barrier, wb is the next batch's
+            loss = losses.loss_mean(net.loss, losses.loss_total(net.loss, post + out_at, pre + out_at, batch_classes,
+                                                                batch_targets, batch_weights, nb, OL,
+                                                                <floating>net.delta), wsum, OL)
             flags[0] = TRAIN_OK if isfinite(loss) else NONFINITE_LOSS
             if flags[0] == TRAIN_OK:
-                wsum = losses.weight_sum(batch_weights, nb)    # now: after the last barrier, wb is the next batch's
                 _accumulate_metric(net.loss, post + out_at, batch_classes, batch_targets, batch_weights, nb, OL,
                                    metric)
-                losses.loss_backward(net.loss, dpre + out_at, post + out_at, batch_classes, batch_targets,
-                                     batch_weights, nb, OL, <floating>net.delta)
+                losses.loss_backward_rows(net.loss, dpre + out_at, post + out_at, batch_classes, batch_targets,
+                                          batch_weights, nb, OL, <floating>net.delta, wsum)
         dense._barrier(nth)
         status = flags[0]
         dense._barrier(nth)     # all have read flags[0] before anyone writes it again

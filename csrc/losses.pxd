@@ -16,7 +16,7 @@ from libc.stdint cimport int64_t
 from libc.math cimport exp, expf, log1p, log1pf, NAN
 
 
-cdef enum Loss:                 # codes for loss_forward / loss_backward, so a C loop can hold a loss as an int
+cdef enum Loss:                 # codes for loss_total / loss_backward_rows, so a C loop can hold a loss as an int
     CROSS_ENTROPY = 0
     BINARY_CROSS_ENTROPY = 1
     MSE = 2
@@ -285,18 +285,6 @@ cdef inline double loss_mean(int kind, double total, double wsum, int O) noexcep
     return _mean(total, wsum, 1 if kind == CROSS_ENTROPY else O)
 
 
-cdef inline double loss_forward(int kind,                                # a Loss code
-                                floating* out,                           # OUT (N, O) the output activation
-                                const floating* logits,                  # IN  (N, O)
-                                const int64_t* classes,                  # IN  (N,)   CROSS_ENTROPY only, else NULL
-                                const floating* targets,                 # IN  (N, O) the other losses, else NULL
-                                const floating* weights,                 # IN  (N,) sample weights, or NULL
-                                int N, int O, floating delta) noexcept nogil:
-    """out = activation(z);  return the (weighted) mean loss `kind` (delta: HUBER only); NaN for an unknown kind"""
-    return loss_mean(kind, loss_total(kind, out, logits, classes, targets, weights, N, O, delta),
-                     weight_sum(weights, N), O)
-
-
 cdef inline int loss_backward_rows(int kind,                             # a Loss code
                                    floating* dlogits,                    # OUT (N, O) +=
                                    const floating* out,                  # IN  (N, O) saved by forward
@@ -320,14 +308,3 @@ cdef inline int loss_backward_rows(int kind,                             # a Los
     else:
         return -1
     return 0
-
-
-cdef inline int loss_backward(int kind,                                  # a Loss code
-                              floating* dlogits,                         # OUT (N, O) +=
-                              const floating* out,                       # IN  (N, O) saved by forward
-                              const int64_t* classes,                    # IN  (N,)   CROSS_ENTROPY only, else NULL
-                              const floating* targets,                   # IN  (N, O) the other losses, else NULL
-                              const floating* weights,                   # IN  (N,) sample weights, or NULL
-                              int N, int O, floating delta) noexcept nogil:
-    """dlogits += d(mean loss `kind`)/d(logits) (delta: HUBER only); returns 0, or -1 for an unknown kind"""
-    return loss_backward_rows(kind, dlogits, out, classes, targets, weights, N, O, delta, weight_sum(weights, N))
