@@ -1,13 +1,14 @@
 """Whole-epoch training and whole-network inference in C (see train.pxd for the layout).
 
-`train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows,
-runs forward, loss, backward, the gradient checks (and clipping) and the optimizer step (undone if it
-overflowed), with no Python, no allocation and no call back into NumPy. On several threads one OpenMP region
-runs all the batches. A small step (below PARALLEL_STEP_MIN_WORK) is data-parallel: the batch is cut into row
-shards fixed by its shape, each thread runs a shard's forward and backward alone, and the shards' gradients are
-added inside the optimizer step -- two barriers a step. A larger one is shared out kernel by kernel: every thread
-takes its share of each product (dense.pxd's *_part) and of the step, and the threads meet at a few barriers per
-layer. Either way the bits are the same on any thread count. `predict_rows` runs the forward pass of every row block in parallel.
+`train_batches` runs batches [first, last) of one epoch with the GIL released: per batch it gathers the rows, runs
+forward, loss, backward, the gradient checks (and clipping) and the optimizer step (in place; if one overflows, the
+call's first state is restored and its good batches are run again), with no Python, no allocation and no call back
+into NumPy. On several threads one OpenMP region runs all the batches. A small step (below PARALLEL_STEP_MIN_WORK)
+is data-parallel: the batch is cut into row shards fixed by its shape, each thread runs a shard's forward and
+backward alone, and the shards' gradients are added inside the optimizer step -- two barriers a step. A larger one
+is shared out kernel by kernel: every thread takes its share of each product (dense.pxd's *_part) and of the step,
+and the threads meet at a few barriers per layer. Either way the bits are the same on any thread count.
+`predict_rows` runs the forward pass of every row block in parallel.
 The callers (fastnn.mlp) own and size every buffer; the shapes are checked here once more before going nogil.
 """
 from cython cimport floating
@@ -53,27 +54,29 @@ cdef extern from "stream_copy.h" nogil:
     void fnn_stream_copy(void* dst, const void* src, size_t nbytes)
 
 cdef enum:
-    STREAM_BACKUP_MIN_BYTES = 1 << 22   # a backup larger than this (the caches) is written with streaming stores
+    STREAM_MIN_BYTES = 1 << 22  # a checkpoint larger than this (the caches) is written with streaming stores
 
 
-cdef void _copy_state(floating* params, floating* s0, floating* s1, floating* s2, floating* backup, Py_ssize_t P,
-                      Py_ssize_t lo, Py_ssize_t n, bint back) noexcept nogil:
-    """Elements [lo, lo + n) of params and of the optimizer states in use (non-NULL) into backup, each at k * P in
-    that order; back: the other way, undoing a step"""
+cdef void _checkpoint(floating* params, floating* s0, floating* s1, floating* s2, floating* saved, Py_ssize_t P,
+                      bint restore, int num_threads) noexcept nogil:
+    """params and the optimizer states in use (non-NULL) into saved, the k-th in use at k * P; restore: the other
+    way. In parallel spans when large."""
     cdef floating* live[4]
-    cdef int k
-    cdef Py_ssize_t at = lo
-    cdef bint stream = P * sizeof(floating) >= STREAM_BACKUP_MIN_BYTES
+    cdef int k, s, n = num_threads if num_threads > 1 and P >= optim.PARALLEL_MIN_P else 1
+    cdef Py_ssize_t at, lo, hi
+    cdef bint stream = P * sizeof(floating) >= STREAM_MIN_BYTES
     live[0], live[1], live[2], live[3] = params, s0, s1, s2
-    for k in range(4):
-        if live[k] != NULL:
-            if back:
-                memcpy(live[k] + lo, backup + at, n * sizeof(floating))
-            elif stream:    # read back only to undo a step (rare): not worth a cache line, nor a read for it
-                fnn_stream_copy(backup + at, live[k] + lo, n * sizeof(floating))
-            else:
-                memcpy(backup + at, live[k] + lo, n * sizeof(floating))
-            at += P
+    for s in prange(n, num_threads=n, schedule='static'):
+        lo, hi, at = s * P // n, (s + 1) * P // n, 0      # assigned here, so private to the thread
+        for k in range(4):
+            if live[k] != NULL:
+                if restore:
+                    memcpy(live[k] + lo, saved + at + lo, (hi - lo) * sizeof(floating))
+                elif stream:    # read back only to restore (rare): not worth a cache line, nor a read for it
+                    fnn_stream_copy(saved + at + lo, live[k] + lo, (hi - lo) * sizeof(floating))
+                else:
+                    memcpy(saved + at + lo, live[k] + lo, (hi - lo) * sizeof(floating))
+                at = at + P
 
 
 cdef inline floating* _shift(floating* a, Py_ssize_t lo) noexcept nogil:
@@ -87,17 +90,16 @@ cdef inline void _add_in_place(floating* a, const floating* b, Py_ssize_t n) noe
 
 
 cdef int _step_block(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                     floating* grads, const floating* grads_add, floating* backup, Py_ssize_t P, Py_ssize_t lo,
-                     Py_ssize_t n, int64_t step, bint check_grads) noexcept nogil:
+                     floating* grads, const floating* grads_add, Py_ssize_t lo, Py_ssize_t n, int64_t step,
+                     bint check_grads) noexcept nogil:
     """Elements [lo, lo + n) of the optimizer step, while they are in cache: add grads_add (the other row shard's
-    gradient, or NULL) into grads, keep them in backup, update them, and return NONFINITE_GRADIENT if check_grads
-    and any of their gradients is inf/NaN, else NONFINITE_STEP if any of them (params or state) became inf/NaN,
-    else TRAIN_OK"""
+    gradient, or NULL) into grads, update them in place, and return NONFINITE_GRADIENT if check_grads and any of
+    their gradients is inf/NaN, else NONFINITE_STEP if any of them (params or state) became inf/NaN, else
+    TRAIN_OK"""
     cdef int bad, k
     cdef floating* states[3]
     if grads_add != NULL:
         _add_in_place(grads + lo, grads_add + lo, n)
-    _copy_state(params, s0, s1, s2, backup, P, lo, n, False)
     bad = _optimizer_step(h, params + lo, _shift(s0, lo), _shift(s1, lo), _shift(s2, lo), grads + lo, n, step)
     if bad < 0:                 # the update's loop did not check: check here, while the block is in cache
         bad = optim.any_nonfinite(params + lo, n)
@@ -118,18 +120,18 @@ cdef inline int _worse(int status, int flag) noexcept nogil:
 
 
 cdef int _step_range(const Hyper* h, floating* params, floating* s0, floating* s1, floating* s2,
-                     floating* grads, const floating* grads_add, floating* backup, Py_ssize_t P, Py_ssize_t lo,
-                     Py_ssize_t hi, int64_t step, bint check_grads) noexcept nogil:
-    """Elements [lo, hi) of the optimizer step, in blocks of NORM_BLOCK, each kept, updated and checked while in
-    cache (beside the step itself, only the backup's writes reach memory); returns the worst block's TrainStatus
-    (a non-finite gradient before an overflowing step). The caller undoes the step (_copy_state back) unless
-    every range stood: a finite gradient can still overflow it (a huge lr); with check_grads an inf/NaN gradient
-    is caught here, sparing a pass over the gradients before the step. The elements are independent: the same
-    bits in any ranges."""
+                     floating* grads, const floating* grads_add, Py_ssize_t lo, Py_ssize_t hi, int64_t step,
+                     bint check_grads) noexcept nogil:
+    """Elements [lo, hi) of the optimizer step, in blocks of NORM_BLOCK, each updated in place and checked while
+    in cache; returns the worst block's TrainStatus (a non-finite gradient before an overflowing step). A finite
+    gradient can still overflow the step (a huge lr); with check_grads an inf/NaN gradient is caught here, sparing
+    a pass over the gradients before the step. A step that did not stand has changed some blocks: train_batches
+    restores its checkpoint and runs the good batches again. The elements are independent: the same bits in any
+    ranges."""
     cdef Py_ssize_t b = lo
     cdef int status = TRAIN_OK
     while b < hi:
-        status = _worse(status, _step_block(h, params, s0, s1, s2, grads, grads_add, backup, P, b,
+        status = _worse(status, _step_block(h, params, s0, s1, s2, grads, grads_add, b,
                                             min(<Py_ssize_t>NORM_BLOCK, hi - b), step, check_grads))
         b += NORM_BLOCK
     return status
@@ -227,6 +229,8 @@ cdef void _accumulate_metric(int loss, const floating* out, const int64_t* class
     cdef bint ok
     cdef double w, y, d
     cdef const floating* row
+    if metric == NULL:          # a replay (train_batches): the metric has counted these rows already
+        return
     for r in range(nb):
         w = weights[r] if weights != NULL else 1.0
         row = out + <Py_ssize_t>r * O
@@ -275,21 +279,19 @@ cdef inline int _worst(const int* flags, int count) noexcept nogil:
     return status
 
 
-cdef int _step_all(int tid, int nth, int* flags, const Hyper* h, const Net* net, floating* params,
+cdef int _step_all(int tid, int nth, int* flags, const Hyper* h, floating* params,
                    floating* s0, floating* s1, floating* s2, floating* grads, const floating* grads_add,
-                   floating* backup, Py_ssize_t p_lo, Py_ssize_t p_hi, int64_t done_steps, bint check_grads,
+                   Py_ssize_t p_lo, Py_ssize_t p_hi, int64_t done_steps, bint check_grads,
                    Py_ssize_t batch, Py_ssize_t* bad_batch, double loss, double wsum, int64_t* step,
                    double* loss_sum, double* weight_sum) noexcept nogil:
     """Thread tid's range [p_lo, p_hi) of the batch's optimizer step (see _step_range; flags: one per thread),
-    then, after a barrier, the worst status of all the threads': a step that did not stand is undone (each thread
-    its range) and bad_batch names the batch, else thread 0 counts the step and the batch's loss"""
+    then, after a barrier, the worst status of all the threads': if the step did not stand bad_batch names the
+    batch (train_batches restores the state before it), else thread 0 counts the step and the batch's loss"""
     cdef int status
-    flags[tid] = _step_range(h, params, s0, s1, s2, grads, grads_add, backup, net.P, p_lo, p_hi, done_steps + 1,
-                             check_grads)
+    flags[tid] = _step_range(h, params, s0, s1, s2, grads, grads_add, p_lo, p_hi, done_steps + 1, check_grads)
     dense._barrier(nth)
     status = _worst(flags, nth)
     if status != TRAIN_OK:
-        _copy_state(params, s0, s1, s2, backup, net.P, p_lo, p_hi - p_lo, True)
         if tid == 0:
             bad_batch[0] = batch
     elif tid == 0:
@@ -354,7 +356,6 @@ cdef int _train_part(int tid, int nth, int* flags,
                      floating* xb, int64_t* cb, floating* tb, floating* wb,   # workspace: the batch's rows
                      floating* pre, floating* post, floating* dpre, floating* dpost,
                      floating* mask, floating* dropped, double* partial,      # workspace
-                     floating* backup,                                        # workspace: params, state
                      double* metric,                                          # IN/OUT running metric sums
                      Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
                      uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
@@ -364,7 +365,7 @@ cdef int _train_part(int tid, int nth, int* flags,
     as dense.pxd's *_part kernels share them, the optimizer step by ranges of the parameters; the loss (a few
     rows) and the bookkeeping are thread 0's, which alone writes the outputs (stream, step, sums, bad_batch).
     Every thread returns the same TrainStatus; on a non-finite loss, gradient or step the batch is not applied
-    (the step is undone: params and state as before it) and bad_batch names it."""
+    and bad_batch names it; after a step that did not stand, train_batches restores params and state."""
     cdef int L = net.L, I0 = net.sizes[0], OL = net.sizes[L], nb, status
     cdef Py_ssize_t batch, lo, r0, r1, out_at = B * net.starts[L - 1], p_lo, p_hi, w_lo, w_hi
     cdef Py_ssize_t workspace = B * (net.starts[L - 1] + OL)
@@ -374,7 +375,7 @@ cdef int _train_part(int tid, int nth, int* flags,
     cdef const int64_t* batch_classes = cb if classes != NULL else NULL
     cdef const floating* batch_targets = tb if classes == NULL else NULL
     cdef const floating* batch_weights = wb if weights != NULL else NULL
-    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped, undone
+    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: zeroed, stepped
     thread_share(tid, nth, workspace, 16, &w_lo, &w_hi)
     for batch in range(first, last):
         lo = batch * B
@@ -413,8 +414,8 @@ cdef int _train_part(int tid, int nth, int* flags,
             if tid == 0:
                 bad_batch[0] = batch
             return NONFINITE_GRADIENT
-        status = _step_all(tid, nth, flags, h, net, params, s0, s1, s2, grads, NULL, backup, p_lo, p_hi,
-                           local_step, clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
+        status = _step_all(tid, nth, flags, h, params, s0, s1, s2, grads, NULL, p_lo, p_hi, local_step,
+                           clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
         dense._barrier(nth)     # all have read the flags before anyone writes them again
         if status != TRAIN_OK:
             return status
@@ -443,7 +444,7 @@ cdef int _train_shards_part(int tid, int nth, int* flags, double* shard_loss,
                             const int64_t* order, Py_ssize_t n,                # IN (n,) this epoch's sample order
                             floating* xb, int64_t* cb, floating* tb, floating* wb,
                             floating* pre, floating* post, floating* dpre, floating* dpost,
-                            floating* mask, floating* dropped, double* partial, floating* backup,
+                            floating* mask, floating* dropped, double* partial,
                             double* metric,                                    # IN/OUT running metric sums
                             double* shard_metric,                              # workspace (SHARDS, 3 O_L)
                             Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
@@ -465,7 +466,7 @@ cdef int _train_shards_part(int tid, int nth, int* flags, double* shard_loss,
     cdef const floating* add
     for l in range(L - 1):
         drops += net.dropout[l] > 0
-    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: stepped, undone
+    thread_share(tid, nth, net.P, 16, &p_lo, &p_hi)           # this thread's parameters: stepped
     for batch in range(first, last):
         lo = batch * B
         nb = <int>min(B, n - lo)
@@ -516,7 +517,7 @@ cdef int _train_shards_part(int tid, int nth, int* flags, double* shard_loss,
             total = 0
             for s in range(ns):
                 total += shard_loss[s]
-                for k in range(M):
+                for k in range(M if metric != NULL else 0):
                     metric[k] += shard_metric[s * M + k]
             loss = losses.loss_mean(net.loss, total, wsum, OL)
         add = shard_grads if ns > 1 else NULL
@@ -530,12 +531,61 @@ cdef int _train_shards_part(int tid, int nth, int* flags, double* shard_loss,
                     bad_batch[0] = batch
                 return NONFINITE_GRADIENT
         # its flags are written again only after the next batch's first barrier
-        status = _step_all(tid, nth, flags + SHARDS, h, net, params, s0, s1, s2, grads, add, backup, p_lo, p_hi,
-                           local_step, clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
+        status = _step_all(tid, nth, flags + SHARDS, h, params, s0, s1, s2, grads, add, p_lo, p_hi, local_step,
+                           clip_norm <= 0, batch, bad_batch, loss, wsum, step, loss_sum, weight_sum)
         if status != TRAIN_OK:
             return status
         local_step += 1
     return TRAIN_OK
+
+
+cdef int _run_batches(const Net* net, const Hyper* h, floating* params, floating* grads,
+                      floating* s0, floating* s1, floating* s2, const floating* X, const int64_t* classes,
+                      const floating* targets, const floating* weights, const int64_t* order, Py_ssize_t n,
+                      floating* xb, int64_t* cb, floating* tb, floating* wb,
+                      floating* pre, floating* post, floating* dpre, floating* dpost,
+                      floating* mask, floating* dropped, double* partial, double* metric,
+                      floating* shard_grads, double* shard_metric,
+                      Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
+                      uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
+                      double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
+                      int num_threads) noexcept nogil:
+    """Batches first..last-1: a small step data-parallel (_train_shards_part), a larger one shared out kernel by
+    kernel (_train_part); either in one parallel region for all the batches, the threads meeting at barriers
+    (two a step, or a few per layer) instead of a fork/join per kernel."""
+    cdef int flags[MAX_STEP_THREADS + 1]      # one per thread (and shard), and the status
+    cdef double shard_loss[SHARDS]
+    cdef int status = TRAIN_OK, tid = 0, nth = min(num_threads, <int>MAX_STEP_THREADS)
+    cdef bint sharded = _step_shards(net.sizes, net.L, B) > 1
+    if sharded:
+        nth = min(nth, <int>SHARDS)
+    elif _step_work(net.sizes, net.L, B) < PARALLEL_STEP_MIN_WORK:
+        nth = 1
+    if nth > 1:
+        with parallel(num_threads=nth):
+            tid = threadid()
+            if sharded:
+                status = _train_shards_part(tid, omp_get_num_threads(), flags, shard_loss, net, h, params, grads,
+                                            shard_grads, s0, s1, s2, X, classes, targets, weights, order, n, xb,
+                                            cb, tb, wb, pre, post, dpre, dpost, mask, dropped, partial, metric,
+                                            shard_metric, B, first, last, seed, stream, step, clip_norm, loss_sum,
+                                            weight_sum, bad_batch)
+            else:
+                status = _train_part(tid, omp_get_num_threads(), flags, net, h, params, grads, s0, s1, s2, X,
+                                     classes, targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost,
+                                     mask, dropped, partial, metric, B, first, last, seed, stream, step, clip_norm,
+                                     loss_sum, weight_sum, bad_batch)
+            if tid == 0:
+                flags[MAX_STEP_THREADS] = status
+        return flags[MAX_STEP_THREADS]
+    if sharded:
+        return _train_shards_part(0, 1, flags, shard_loss, net, h, params, grads, shard_grads, s0, s1, s2, X,
+                                  classes, targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost, mask,
+                                  dropped, partial, metric, shard_metric, B, first, last, seed, stream, step,
+                                  clip_norm, loss_sum, weight_sum, bad_batch)
+    return _train_part(0, 1, flags, net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n,
+                       xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped, partial, metric, B, first,
+                       last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch)
 
 
 cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floating* grads,
@@ -543,48 +593,37 @@ cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floati
                         const floating* targets, const floating* weights, const int64_t* order, Py_ssize_t n,
                         floating* xb, int64_t* cb, floating* tb, floating* wb,
                         floating* pre, floating* post, floating* dpre, floating* dpost,
-                        floating* mask, floating* dropped, double* partial, floating* backup, double* metric,
+                        floating* mask, floating* dropped, double* partial, floating* saved, double* metric,
                         floating* shard_grads, double* shard_metric,
                         Py_ssize_t B, Py_ssize_t first, Py_ssize_t last,
                         uint64_t seed, uint64_t* stream, int64_t* step, double clip_norm,
                         double* loss_sum, double* weight_sum, Py_ssize_t* bad_batch,
                         int num_threads) noexcept nogil:
-    """Batches first..last-1: a small step data-parallel (_train_shards_part), a larger one shared out kernel by
-    kernel (_train_part); either in one parallel region for all the batches, the threads meeting at barriers
-    (two a step, or a few per layer) instead of a fork/join per kernel."""
-    cdef int flags[MAX_STEP_THREADS + 1]      # one per thread (and shard), and the status
-    cdef double shard_loss[SHARDS]
-    cdef int l, tid = 0, nth = min(num_threads, <int>MAX_STEP_THREADS)
-    if _step_shards(net.sizes, net.L, B) > 1:
-        nth = min(nth, <int>SHARDS)
-        if nth > 1:
-            with parallel(num_threads=nth):
-                tid = threadid()
-                l = _train_shards_part(tid, omp_get_num_threads(), flags, shard_loss, net, h, params, grads,
-                                       shard_grads, s0, s1, s2, X, classes, targets, weights, order, n, xb, cb, tb,
-                                       wb, pre, post, dpre, dpost, mask, dropped, partial, backup, metric,
-                                       shard_metric, B, first, last, seed, stream, step, clip_norm, loss_sum,
-                                       weight_sum, bad_batch)
-                if tid == 0:
-                    flags[MAX_STEP_THREADS] = l
-            return flags[MAX_STEP_THREADS]
-        return _train_shards_part(0, 1, flags, shard_loss, net, h, params, grads, shard_grads, s0, s1, s2, X,
-                                  classes, targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost, mask,
-                                  dropped, partial, backup, metric, shard_metric, B, first, last, seed, stream, step,
-                                  clip_norm, loss_sum, weight_sum, bad_batch)
-    if nth > 1 and _step_work(net.sizes, net.L, B) >= PARALLEL_STEP_MIN_WORK:
-        with parallel(num_threads=nth):
-            tid = threadid()
-            l = _train_part(tid, omp_get_num_threads(), flags, net, h, params, grads, s0, s1, s2, X, classes,
-                            targets, weights, order, n, xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped,
-                            partial, backup, metric, B, first, last, seed, stream, step, clip_norm, loss_sum,
-                            weight_sum, bad_batch)
-            if tid == 0:
-                flags[MAX_STEP_THREADS] = l
-        return flags[MAX_STEP_THREADS]
-    return _train_part(0, 1, flags, net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n,
-                       xb, cb, tb, wb, pre, post, dpre, dpost, mask, dropped, partial, backup, metric, B, first,
-                       last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch)
+    """_run_batches, from a checkpoint of params and state in `saved` (one copy a call, not one a step). A step
+    that did not stand (an inf/NaN gradient caught inside it, or an overflow) has changed some blocks in place: the
+    checkpoint is restored and batches first..bad-1 run again, with the same bits (the loop is deterministic), but
+    without adding to the metric and loss sums a second time; the dropout stream and bad_batch are the failed
+    run's."""
+    cdef int status
+    cdef int64_t step0 = step[0]
+    cdef uint64_t stream0 = stream[0], failed_stream
+    cdef Py_ssize_t failed_batch
+    cdef double no_sum = 0
+    _checkpoint(params, s0, s1, s2, saved, net.P, False, num_threads)
+    status = _run_batches(net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n, xb, cb, tb, wb,
+                          pre, post, dpre, dpost, mask, dropped, partial, metric, shard_grads, shard_metric, B,
+                          first, last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch, num_threads)
+    if status == NONFINITE_STEP or status == NONFINITE_GRADIENT:
+        failed_stream, failed_batch = stream[0], bad_batch[0]
+        _checkpoint(params, s0, s1, s2, saved, net.P, True, num_threads)
+        stream[0], step[0] = stream0, step0
+        if _run_batches(net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n, xb, cb, tb, wb,
+                        pre, post, dpre, dpost, mask, dropped, partial, NULL, shard_grads, shard_metric, B, first,
+                        failed_batch, seed, stream, step, clip_norm, &no_sum, &no_sum, bad_batch,
+                        num_threads) != TRAIN_OK:
+            return NONFINITE_STEP       # cannot happen: the same batches stood the first time
+        stream[0], bad_batch[0] = failed_stream, failed_batch
+    return status
 
 
 cdef void _predict_output(const Net* net, int output, floating* pre, Py_ssize_t block, int nb,
@@ -679,7 +718,7 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
                   floating[:, ::1] xb not None, int64_t[::1] cb not None, floating[:, ::1] tb not None,
                   floating[::1] wb not None, floating[::1] pre not None, floating[::1] post not None,
                   floating[::1] dpre not None, floating[::1] dpost not None, floating[::1] mask not None,
-                  floating[::1] dropped not None, floating[::1] backup not None, double[::1] partial not None,
+                  floating[::1] dropped not None, floating[::1] saved not None, double[::1] partial not None,
                   double[::1] metric not None, floating[::1] shard_grads not None, double[::1] shard_metric not None,
                   const int[::1] sizes not None, const Py_ssize_t[::1] offsets not None,
                   const Py_ssize_t[::1] starts not None, int activation, double activation_param, int loss,
@@ -689,8 +728,8 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     """Train on batches [first, last) of an epoch whose sample order is `order` (see the module docstring).
     Returns (status, loss_sum, weight_sum, step, stream, bad_batch): the loss summed over the batches weighted
     by their weight sums, the optimizer's step count and the dropout stream after the last batch applied;
-    `metric` accumulates the running training metric's sums. `backup` holds P elements for params and for each
-    optimizer state the options use; shard_grads (step_shards - 1) P, shard_metric step_shards * 3 O_L."""
+    `metric` accumulates the running training metric's sums. `saved` holds P elements for params and for each
+    optimizer state the options use (the call's checkpoint); shard_grads (step_shards - 1) P, shard_metric step_shards * 3 O_L."""
     cdef Net net
     cdef Hyper h
     cdef Py_ssize_t n = X.shape[0], B = xb.shape[0], P = params.shape[0], r, n_batches, workspace
@@ -761,12 +800,12 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     s2 = _optional(params, state2, "state2", (h.kind == ADAM and h.amsgrad) or (h.kind == RMSPROP and h.momentum > 0))
     if step < 0:
         raise ValueError(f"train: step must be >= 0, got {step}")
-    _at_least("backup", backup.shape[0], P * (1 + (s0 != NULL) + (s1 != NULL) + (s2 != NULL)))
+    _at_least("saved", saved.shape[0], P * (1 + (s0 != NULL) + (s1 != NULL) + (s2 != NULL)))
     with nogil:
         status = _train_batches(&net, &h, &params[0], &grads[0], s0, s1, s2, &X[0, 0], c, t, w, &order[0], n,
                                 &xb[0, 0], &cb[0], &tb[0, 0], &wb[0], &pre[0], &post[0], &dpre[0], &dpost[0],
                                 &mask[0] if mask.shape[0] else NULL, &dropped[0] if dropped.shape[0] else NULL,
-                                &partial[0], &backup[0], &metric[0],
+                                &partial[0], &saved[0], &metric[0],
                                 &shard_grads[0] if shard_grads.shape[0] else NULL, &shard_metric[0], B, first, last,
                                 seed, &stream, &step, clip_norm,
                                 &loss_sum, &weight_sum, &bad_batch, num_threads)

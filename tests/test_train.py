@@ -172,6 +172,49 @@ def test_divergence_stops_with_the_last_finite_weights(rng):
     assert len(history.epoch) < 20 and np.all(np.isfinite(m2.params))
 
 
+# (layers, batch): a step in row shards (small params), and one shared out kernel by kernel over params of 4.2 MB
+# in float32 (8.4 in float64), past the size whose checkpoint is streamed out
+STOPPED_FIT_CASES = [([6, 40, 3], 64), ([256, 2048, 256, 4], 32)]
+
+
+@pytest.mark.parametrize("layers, batch", STOPPED_FIT_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("good_batches", [2, 3])
+def test_a_stopped_fit_keeps_the_last_good_step(rng, layers, batch, dtype, threads, good_batches):
+    """The compiled steps update params and state in place, from a checkpoint taken as the call began: after an
+    odd or even number of good steps and a step that overflows (after some of its blocks were updated), the model
+    holds exactly the params and optimizer state of a fit on the good batches alone (restored and run again), as
+    the per-batch path gives them. In float64 those match the NumPy twin's (in float32 Adam's m / sqrt(v) turns
+    the last-bit differences of tiny gradients into ones of 10% of the update)."""
+    X = rng.standard_normal(((good_batches + 1) * batch, layers[0])).astype(dtype)
+    y = rng.integers(0, layers[-1], len(X))
+    # the last batch's hidden activations ~1e4 sqrt(max float): a finite loss and gradient, whose square overflows
+    # Adam's second moment, half-way through the step
+    X[good_batches * batch:] = np.sign(X[good_batches * batch:]) * 1e4 * np.sqrt(np.finfo(dtype).max)
+    fitted = []
+    for backend, rows in (("compiled", len(X)), ("compiled", good_batches * batch), ("numpy", good_batches * batch)):
+        m = fastnn.MLP(layers, seed=4, dtype=dtype, backend=backend, num_threads=threads)
+        opt = fastnn.optim.Adam(lr=1e-2)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m.fit(X[:rows], y[:rows], epochs=1, batch_size=batch, shuffle=False, optimizer=opt,
+                  on_divergence="warn")
+        assert [str(w.message)[:40] for w in caught] == (["the optimizer step made the weights or i"]
+                                                         if rows == len(X) else [])
+        fitted.append((m.params.copy(), [s.copy() for s in opt.state.values()], opt.step_count))
+    (stopped, stopped_state, stopped_steps), (good, good_state, good_steps), (twin, _, _) = fitted
+    m, opt = fastnn.MLP(layers, seed=4, dtype=dtype, num_threads=threads), fastnn.optim.Adam(lr=1e-2)
+    for lo in range(0, good_batches * batch, batch):   # the per-batch path: a call (and a swap back) per step
+        m.train_step(X[lo:lo + batch], y[lo:lo + batch], opt)
+    assert stopped_steps == good_steps == good_batches
+    assert stopped.tobytes() == good.tobytes() == m.params.tobytes()
+    assert len(stopped_state) == 2 and all(a.tobytes() == b.tobytes() for a, b in zip(stopped_state, good_state))
+    assert not np.array_equal(stopped, fastnn.MLP(layers, seed=4, dtype=dtype).params)   # it did train
+    if dtype == "float64":
+        np.testing.assert_allclose(stopped, twin, rtol=1e-9, atol=1e-11)
+
+
 def test_class_weight_equals_the_matching_sample_weight(rng):
     X, y = problem(rng, "cross_entropy")
     labels = np.array(["a", "b", "c"])[y]
@@ -304,9 +347,9 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
     from fastnn.mlp import _EpochBuffers
     state = m.optimizer_.state_buffers(m.params)
     buf = _EpochBuffers(m, 8, 3, state)
-    args = lambda order, classes, pre, backup=buf.backup, shard_grads=buf.shard_grads: (  # noqa: E731
+    args = lambda order, classes, pre, saved=buf.saved, shard_grads=buf.shard_grads: (  # noqa: E731
         m.params, m.grads, *state, np.ascontiguousarray(X), classes, None, None, order, buf.xb, buf.cb, buf.tb,
-        buf.wb, pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, backup, buf.partial, buf.metric,
+        buf.wb, pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, saved, buf.partial, buf.metric,
         shard_grads, buf.shard_metric, m._sizes, m._offsets, m._starts, 4, 0.0, 0, 1.0, np.zeros(2),
         m.optimizer_.kernel_hyper(), 0, 3, 0, 0, 1, 0.0, 1)
     good_order, good_classes = np.arange(20, dtype=np.int64), y.astype(np.int64)
@@ -314,8 +357,8 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
         fastnn._train.train_batches(*args(good_order * 2, good_classes, buf.pre))
     with pytest.raises(ValueError, match="class index"):
         fastnn._train.train_batches(*args(good_order, good_classes + 3, buf.pre))
-    with pytest.raises(ValueError, match="backup"):      # Adam's params and 2 moments need 3 P
-        fastnn._train.train_batches(*args(good_order, good_classes, buf.pre, buf.backup[:2 * m.n_params]))
+    with pytest.raises(ValueError, match="saved"):      # Adam's params and 2 moments need 3 P
+        fastnn._train.train_batches(*args(good_order, good_classes, buf.pre, buf.saved[:2 * m.n_params]))
     with pytest.raises(ValueError, match="pre"):
         fastnn._train.train_batches(*args(good_order, good_classes, buf.pre[:10]))
     wide = fastnn.MLP([5, 1000, 3], seed=0, dtype="float64")     # its batches of 16 run in 2 row shards
@@ -326,6 +369,6 @@ def test_raw_loop_refuses_inconsistent_buffers(rng):
     with pytest.raises(ValueError, match="shard_grads"):   # the second shard's gradient
         fastnn._train.train_batches(
             wide.params, wide.grads, *state, np.ascontiguousarray(X), good_classes, None, None, good_order, buf.xb,
-            buf.cb, buf.tb, buf.wb, buf.pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, buf.backup,
+            buf.cb, buf.tb, buf.wb, buf.pre, buf.post, buf.dpre, buf.dpost, buf.mask, buf.dropped, buf.saved,
             buf.partial, buf.metric, buf.shard_grads[:-1], buf.shard_metric, wide._sizes, wide._offsets,
             wide._starts, 1, 0.0, 0, 1.0, np.zeros(1), wide.optimizer_.kernel_hyper(), 0, 2, 0, 0, 1, 0.0, 1)

@@ -54,8 +54,8 @@ class _Workspace:
 
 class _EpochBuffers:
     """Everything the compiled epoch loop touches besides the model's own buffers: allocated once, kept by the
-    model for the next fit of the same batch size and optimizer state (a wide model's undo buffer is hundreds of
-    MB, and fresh pages cost the kernel's zeroing on first touch, every fit)."""
+    model for the next fit of the same batch size and optimizer state (a wide model's saved params and state are
+    hundreds of MB, and fresh pages cost the kernel's zeroing on first touch, every fit)."""
 
     def __init__(self, model, batch_size, n_outputs, state):
         dtype, sizes = model.dtype, model.layer_sizes
@@ -71,8 +71,8 @@ class _EpochBuffers:
         self.dpre, self.dpost = np.empty(workspace, dtype), np.empty(workspace, dtype)
         self.mask, self.dropped = np.empty(hidden, dtype), np.empty(hidden, dtype)
         self.partial = np.empty(max(1, -(-model.n_params // 8192)))
-        # params and the optimizer's state buffers before each step, to undo a step that overflows
-        self.backup = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
+        # params and the optimizer's state as a call began: restored if a step overflows (csrc/_train.pyx)
+        self.saved = np.empty(model.n_params * (1 + sum(s is not None for s in state)), dtype)
         self.metric = np.zeros(3 * n_outputs)
         # a small step runs in row shards (csrc/_train.pyx): each shard after the first has a gradient of its own
         shards = model.backend.train.step_shards(model._sizes, B)
@@ -651,7 +651,7 @@ class MLP:
                     status, ls, ws, step, stream, bad = self.backend.train.train_batches(
                         self.params, self.grads, *state, X, classes_arr, targets_arr, weights_arr, order,
                         buffers.xb, buffers.cb, buffers.tb, buffers.wb, buffers.pre, buffers.post, buffers.dpre,
-                        buffers.dpost, buffers.mask, buffers.dropped, buffers.backup, buffers.partial, buffers.metric,
+                        buffers.dpost, buffers.mask, buffers.dropped, buffers.saved, buffers.partial, buffers.metric,
                         buffers.shard_grads, buffers.shard_metric,
                         self._sizes, self._offsets, self._starts, ACTIVATIONS.index(self.activation),
                         self.negative_slope, list(LOSSES).index(self.loss), self.huber_delta,

@@ -118,7 +118,7 @@ def _shard_rows(nb, shards):
 # NumPy's own warnings would only precede that report, or replace it under python -W error
 @np.errstate(all="ignore")
 def train_batches(params, grads, state0, state1, state2, X, classes, targets, weights, order, xb, cb, tb, wb, pre,
-                  post, dpre, dpost, mask, dropped, backup, partial, metric, shard_grads, shard_metric, sizes, offsets,
+                  post, dpre, dpost, mask, dropped, saved, partial, metric, shard_grads, shard_metric, sizes, offsets,
                   starts, activation, activation_param, loss, delta, dropout_rates, hyper, first, last, seed, stream,
                   step, clip_norm, num_threads):
     """Train on batches [first, last) of an epoch whose sample order is `order` (see csrc/_train.pyx).
@@ -173,7 +173,7 @@ def train_batches(params, grads, state0, state1, state2, X, classes, targets, we
                 grads *= grads.dtype.type(coef)
         # a finite gradient can still overflow the step (a huge lr): keep what it overwrites, to undo it
         live = [a for a in (params, state0, state1, state2) if a is not None]
-        kept = [backup[k * len(params): (k + 1) * len(params)] for k in range(len(live))]
+        kept = [saved[k * len(params): (k + 1) * len(params)] for k in range(len(live))]
         for keep, a in zip(kept, live):
             keep[...] = a
         step += 1
