@@ -613,7 +613,8 @@ cdef int _train_batches(const Net* net, const Hyper* h, floating* params, floati
     status = _run_batches(net, h, params, grads, s0, s1, s2, X, classes, targets, weights, order, n, xb, cb, tb, wb,
                           pre, post, dpre, dpost, mask, dropped, partial, metric, shard_grads, shard_metric, B,
                           first, last, seed, stream, step, clip_norm, loss_sum, weight_sum, bad_batch, num_threads)
-    if status == NONFINITE_STEP or status == NONFINITE_GRADIENT:
+    # with clipping the gradient is checked (by its norm) before the step, which then changed nothing
+    if status == NONFINITE_STEP or (status == NONFINITE_GRADIENT and clip_norm <= 0):
         failed_stream, failed_batch = stream[0], bad_batch[0]
         _checkpoint(params, s0, s1, s2, saved, net.P, True, num_threads)
         stream[0], step[0] = stream0, step0
@@ -729,7 +730,8 @@ def train_batches(floating[::1] params not None, floating[::1] grads not None, s
     Returns (status, loss_sum, weight_sum, step, stream, bad_batch): the loss summed over the batches weighted
     by their weight sums, the optimizer's step count and the dropout stream after the last batch applied;
     `metric` accumulates the running training metric's sums. `saved` holds P elements for params and for each
-    optimizer state the options use (the call's checkpoint); shard_grads (step_shards - 1) P, shard_metric step_shards * 3 O_L."""
+    optimizer state the options use (the call's checkpoint); shard_grads (step_shards - 1) P, shard_metric
+    step_shards * 3 O_L."""
     cdef Net net
     cdef Hyper h
     cdef Py_ssize_t n = X.shape[0], B = xb.shape[0], P = params.shape[0], r, n_batches, workspace
