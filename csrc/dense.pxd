@@ -269,7 +269,7 @@ cdef inline void dense_forward_part(int tid, int nth, floating* pre, floating* p
     for s in range(tid * ns // nth, (tid + 1) * ns // nth):
         i0, m, j0, n = 0, N, 0, O
         if ns > 1:
-            stripe_block(s, N, O, &i0, &m, &j0, &n)
+            stripe_block(s, N, O, I, &i0, &m, &j0, &n)
         _forward_block(pre, post, x, W, b, I, O, i0, m, j0, n, kind, param)
     _barrier(nth)
 

@@ -129,10 +129,10 @@ def test_dense_act_kernels_equal_the_unfused_sequence(dtype, rng, kind):
 
 
 # fastnn's GEMM split by columns (33 panels), by rows on 2 threads and columns on 3 (3 panels); BLAS in row
-# stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS
+# stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS, in 2 and 3 uneven stripes
 SAME_BITS_CASES = [(np.float32, (256, 300, 520)), (np.float32, (512, 300, 40)), (np.float32, (8192, 16, 3)),
                    (np.float32, (256, 1100, 1024)),
-                   (np.float64, (256, 300, 520)), (np.float64, (1100, 40, 300))]
+                   (np.float64, (256, 300, 520)), (np.float64, (1100, 40, 300)), (np.float64, (64, 100, 2500))]
 
 
 @pytest.mark.parametrize("name", ["dense_forward", "dense_backward", "dense_act_forward", "dense_act_backward"])
