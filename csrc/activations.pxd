@@ -9,7 +9,7 @@
 # Every element is computed on its own, so the bits are the same whatever the thread count.
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf, tanh, tanhf, erfc, erfcf, log1p, log1pf, M_SQRT1_2, M_2_SQRTPI
+from libc.math cimport exp, expf, log, logf, tanh, tanhf, erfc, erfcf, INFINITY, M_SQRT1_2, M_2_SQRTPI
 
 
 cdef enum ActivationKind:
@@ -37,10 +37,19 @@ cdef inline floating _exp(floating x) noexcept nogil:
 
 
 cdef inline floating _log1p(floating x) noexcept nogil:
+    """log(1 + x) by Kahan's correction of log(1 + x rounded): log(u) x / (u - 1), within 1.7e-7 relative in float
+    (1.4 eps; bench/log1p.c). glibc's log1pf took 17 ns a call here, this 7 (logf is its fast one), and the
+    cross-entropy of a 3-class batch spent a tenth of a W1 step in log1pf."""
+    cdef floating one = 1       # a typed 1: Cython writes a bare 1 as the double 1.0, which would promote
+    cdef floating u = one + x
+    if u == one:                  # x below half an ulp of 1: log1p(x) = x to working precision
+        return x
+    if u == INFINITY:           # x = inf, or 1 + x overflows: (u - 1) would be inf too
+        return u
     if floating is float:
-        return log1pf(x)
+        return logf(u) * (x / (u - one))
     else:
-        return log1p(x)
+        return log(u) * (x / (u - one))
 
 
 cdef inline floating _tanh(floating x) noexcept nogil:

@@ -99,6 +99,14 @@ def test_extreme_inputs_stay_finite_and_exact(backend, dtype, rng, name):
         assert out[0, 0] == 0 and out[0, -1] == 1
 
 
+def test_softplus_is_exact_to_a_few_ulps_everywhere(backend, dtype):
+    # softplus(x) = log1p(exp(x)): a dense sweep through every regime of the kernels' log1p (Kahan's form via
+    # log), from exp(x) far below an ulp of 1 to exp(x) = e^20, each element within 4 ulps of the exact value
+    x = np.linspace(-80, 20, 20001).astype(dtype)
+    out = check_kernel(backend, "softplus_forward", forward_args("softplus", x[None]))["out"][0]
+    np.testing.assert_allclose(out, np.logaddexp(0, x.astype(np.float64)), rtol=4 * np.finfo(dtype).eps, atol=0)
+
+
 def test_kinks_follow_pytorch(backend, dtype):
     """relu'(0) = 0; leaky_relu'(0) = negative_slope, whose default is 0.01."""
     x, dout = np.zeros((1, 3), dtype), np.array([[1, 2, -3]], dtype)
