@@ -105,7 +105,10 @@ def dense_act_backward(dx, floating[:, ::1] dW not None, floating[::1] db not No
 
 def gemm_rule(int m, int n, int k, bint trans_a=False, bint trans_b=False, int num_threads=1):
     """Which GEMM the dense kernels use for a float32 m x n x k product (dense.pxd's use_own_gemm and
-    gemm_threads): "own" (fastnn's), "own/1t" (fastnn's, on one thread) or "blas"."""
+    gemm_threads, narrow_own): "own" (fastnn's), "own/1t" (fastnn's, on one thread: also a narrow C, n < 8, in
+    the form A^T B, which it computes transposed) or "blas"."""
+    if dense.narrow_own(n, trans_a):
+        return "own/1t" if num_threads > 1 else "own"
     if not dense.use_own_gemm(m, n, k, trans_a, trans_b, num_threads):
         return "blas"
     return "own/1t" if num_threads > 1 and dense.gemm_threads(m, n, k, num_threads) == 1 else "own"

@@ -14,7 +14,7 @@ from cython cimport floating
 from libc.string cimport memcpy
 from libc.stddef cimport ptrdiff_t
 from blas cimport gemm, gemm_striped, gemm_stripe, stripe_count, stripe_block
-from gemm cimport fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm
+from gemm cimport fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm, narrow
 
 from threads cimport thread_share
 
@@ -28,7 +28,10 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 # Measured on a 2-core Zen 3 against scipy's OpenBLAS 0.3.31 (Haswell kernels), float32, 1 thread, at every
 # product of W1-W4 (batch 32-256, predict 8192): fastnn's GEMM is as fast or faster (within ~5%) except
 #   - N < 8 (W1's 3-class output): the 16-column micro-tile is mostly padding, and OpenBLAS wins by ~20%
-#     (of well under a microsecond);
+#     (of well under a microsecond) -- except, since session 9, in the form A^T B (a narrow layer's dW), which
+#     goes to fastnn's GEMM on its transpose (gemm.pxd's narrow / own_gemm, no hooks): 1.03-1.81x OpenBLAS at
+#     16-1024 x 1-3 x 32-256 on a Zen 1 host, where the form A B (the forward) tied or lost (0.62-1.17x;
+#     bench/GEMM.md, "Narrow products");
 #   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS keeps 5-15% more of the FMA peak once
 #     the operands no longer fit in L2.
 # Threads: a 2-thread call of fastnn's GEMM pays a fork/join and two barriers (the shared packed B block).
@@ -40,16 +43,22 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 cdef enum:
     SERIAL_MAX_WORK = 1 << 22   # m n k below this: one thread
     BLAS_MIN_N = 1024           # N and (K or M) at least this: BLAS
-    OWN_MIN_N = 8               # N below this: BLAS
 
 
 cdef inline bint use_own_gemm(int m, int n, int k, bint trans_a, bint trans_b, int num_threads) noexcept nogil:
-    """True where fastnn's float32 GEMM measured faster than OpenBLAS's sgemm for C (m x n) = (m x k)(k x n)"""
-    if n < OWN_MIN_N:
+    """True where fastnn's float32 GEMM over C's micro-tiles (with its hooks) measured faster than OpenBLAS's sgemm
+    for C (m x n) = (m x k)(k x n); False for a narrow C (n < 8): see narrow_own"""
+    if narrow(n):
         return False
     if n >= BLAS_MIN_N and (k >= BLAS_MIN_N or m >= BLAS_MIN_N):
         return False
     return True
+
+
+cdef inline bint narrow_own(int n, bint trans_a) noexcept nogil:
+    """True where a narrow float32 C = op(A) op(B) goes to fastnn's GEMM on its transpose (own_gemm, one thread):
+    the A^T B form, whose transpose packs op(A)^T = A by plain row copies"""
+    return narrow(n) and trans_a
 
 
 cdef inline int gemm_threads(int m, int n, int k, int num_threads) noexcept nogil:
@@ -64,8 +73,11 @@ cdef inline void dense_gemm(bint trans_a, bint trans_b, int m, int n, int k,
                             const floating* B, int ldb,                    # IN  op(B) is k x n
                             floating beta, floating* C, int ldc,           # OUT m x n
                             int num_threads) noexcept nogil:
-    """C = alpha op(A) op(B) + beta C, by fastnn's GEMM or BLAS as use_own_gemm says (float64: BLAS)"""
-    if use_own_gemm(m, n, k, trans_a, trans_b, num_threads):
+    """C = alpha op(A) op(B) + beta C, by fastnn's GEMM (a narrow C on its transpose) or BLAS as use_own_gemm
+    says (float64: BLAS)"""
+    if floating is float and narrow_own(n, trans_a):
+        own_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, 1)
+    elif use_own_gemm(m, n, k, trans_a, trans_b, num_threads):
         own_gemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, gemm_threads(m, n, k, num_threads))
     else:
         gemm_striped(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads)
@@ -160,7 +172,10 @@ cdef inline void _backward(floating* dx, floating* dW, floating* db, floating* d
     if not done:
         if kind >= 0:
             activation_backward(kind, dpre, dpost, pre, post, <Py_ssize_t>N * O, param, num_threads)
-        gemm_striped(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, num_threads)
+        if floating is float and narrow_own(O, True):
+            own_gemm(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, 1)
+        else:
+            gemm_striped(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, num_threads)
         for n in range(N):      # rows in order, so the sum is the same whatever the thread count
             row = dpre + <Py_ssize_t>n * O
             for o in range(O):
@@ -288,7 +303,12 @@ cdef inline void _dW_part(int tid, int nth, floating* dW, const floating* dpre, 
                           int O, bint own) noexcept nogil:
     """Its share of dW += x^T dZ, with no hooks: fastnn's GEMM (own) or blas.pxd's stripes"""
     cdef int s, ns, i0, m, j0, n
+    cdef Py_ssize_t r0, r1
     if floating is float:
+        if narrow_own(O, True):     # its rows of dW (the columns of x)
+            thread_share(tid, nth, I, 1, &r0, &r1)
+            own_gemm(True, False, <int>(r1 - r0), O, N, 1, x + r0, I, dpre, O, 1, dW + r0 * O, O, 1)
+            return
         if own:
             if fnn_sgemm_part(tid, nth, True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, NULL, NULL, NULL,
                               NULL) != 0:              # out of memory: this share by BLAS

@@ -739,4 +739,36 @@ static int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                             NULL, NULL, NULL, NULL);
 }
 
+/* A narrow C (N < FNN_NARROW_N columns, e.g. a 3-class output layer) leaves 16 - N of the micro-tile's 16 columns
+   as padding. Its transpose C^T = op(B)^T op(A)^T has N rows of M columns: one 6-row panel, full 16-column
+   panels. fnn_sgemm_narrow computes that into a buffer of its own and writes it back transposed: M <= FNN_NARROW_M
+   rows of C (callers loop over row blocks), on the calling thread, the bits of a 1-thread fnn_sgemm of C^T.
+   Returns 0, or -1 when out of memory (C untouched). */
+#define FNN_NARROW_N 8
+#define FNN_NARROW_M 256
+static int fnn_sgemm_narrow(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                            const float *A, ptrdiff_t lda, const float *B, ptrdiff_t ldb,
+                            float beta, float *C, ptrdiff_t ldc)
+{
+    float T[FNN_NARROW_N * FNN_NARROW_M];       /* C^T, N x M, row-major */
+    int i, j;
+    if (M <= 0 || N <= 0)
+        return 0;
+    if (M > FNN_NARROW_M || N > FNN_NARROW_N)
+        return -1;
+    if (fnn_sgemm_at(!trans_b, !trans_a, N, M, K, alpha, B, ldb, A, lda, 0.0f, T, M, 1, NULL, NULL, NULL, NULL,
+                     0, 0) != 0)
+        return -1;
+    for (i = 0; i < M; i++) {
+        float *c = C + (ptrdiff_t)i * ldc;
+        if (beta == 0.0f)
+            for (j = 0; j < N; j++)
+                c[j] = T[(ptrdiff_t)j * M + i];
+        else
+            for (j = 0; j < N; j++)
+                c[j] = T[(ptrdiff_t)j * M + i] + beta * c[j];
+    }
+    return 0;
+}
+
 #endif

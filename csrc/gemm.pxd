@@ -4,7 +4,7 @@
 # Legend: op(A) is M x K, op(B) is K x N, C is M x N.
 from cython cimport floating
 from libc.stddef cimport ptrdiff_t
-from blas cimport gemm_striped
+from blas cimport gemm, gemm_striped
 
 
 cdef extern from "gemm.h" nogil:
@@ -21,9 +21,18 @@ cdef extern from "gemm.h" nogil:
     int fnn_sgemm_part(int tid, int nth, int trans_a, int trans_b, int M, int N, int K, float alpha,
                        const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb, float beta, float* C,
                        ptrdiff_t ldc, fnn_prep_fn prep, void* prep_ctx, fnn_epi_fn epi, void* epi_ctx)
+    enum: FNN_NARROW_N, FNN_NARROW_M
+    int fnn_sgemm_narrow(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
+                         float beta, float* C, ptrdiff_t ldc)
     int fnn_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                   const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                   float beta, float* C, ptrdiff_t ldc, int nthreads)
+
+
+cdef inline bint narrow(int n) noexcept nogil:
+    """True for a C too narrow for the 16-column micro-tile: own_gemm computes its transpose (fnn_sgemm_narrow)"""
+    return n < FNN_NARROW_N
 
 
 cdef inline void own_gemm(bint trans_a, bint trans_b, int m, int n, int k,
@@ -31,8 +40,20 @@ cdef inline void own_gemm(bint trans_a, bint trans_b, int m, int n, int k,
                           const floating* B, int ldb,                    # IN  op(B) is k x n
                           floating beta, floating* C, int ldc,           # OUT m x n
                           int num_threads) noexcept nogil:
-    """C = alpha op(A) op(B) + beta C: fastnn's GEMM for float32 (BLAS if out of memory), BLAS for float64"""
+    """C = alpha op(A) op(B) + beta C: fastnn's GEMM for float32 (BLAS if out of memory), BLAS for float64. A narrow
+    C goes on the calling thread, in blocks of FNN_NARROW_M rows (each element's bits depend on k alone)."""
+    cdef int i0 = 0, rows
+    cdef const float* a
     if floating is float:
+        if narrow(n):
+            while i0 < m:
+                rows = min(<int>FNN_NARROW_M, m - i0)
+                a = A + i0 if trans_a else A + <Py_ssize_t>i0 * lda
+                if fnn_sgemm_narrow(trans_a, trans_b, rows, n, k, alpha, a, lda, B, ldb, beta,
+                                    C + <Py_ssize_t>i0 * ldc, ldc) != 0:      # out of memory: this block by BLAS
+                    gemm(trans_a, trans_b, rows, n, k, alpha, a, lda, B, ldb, beta, C + <Py_ssize_t>i0 * ldc, ldc)
+                i0 += rows
+            return
         if fnn_sgemm(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads) == 0:
             return
     gemm_striped(trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc, num_threads)

@@ -5,7 +5,9 @@ import pytest
 import fastnn
 from helpers import TOLERANCE, check_kernel, on_thread_counts
 
-SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 4), (33, 17, 9), (128, 64, 10)]  # (N, I, O): N=1 and odd sizes
+# (N, I, O): N=1 and odd sizes; the last: a narrow output (O < 8) whose dW (fastnn's GEMM on the transpose) has
+# I rows in two of its 256-row blocks, one partial
+SHAPES = [(1, 1, 1), (1, 7, 3), (5, 3, 4), (33, 17, 9), (128, 64, 10), (600, 300, 3)]
 
 
 def randn(rng, shape, dtype):
@@ -128,8 +130,8 @@ def test_dense_act_kernels_equal_the_unfused_sequence(dtype, rng, kind):
         np.testing.assert_array_equal(a, e)
 
 
-# fastnn's GEMM split by columns (33 panels), by rows on 2 threads and columns on 3 (3 panels); BLAS in row
-# stripes (3 outputs: BLAS's shape); BLAS in column stripes (W4-wide); float64's BLAS, in 2 and 3 uneven stripes
+# fastnn's GEMM split by columns (33 panels), by rows on 2 threads and columns on 3 (3 panels); on the transpose in
+# 256-row blocks (3 outputs: narrow); BLAS in column stripes (W4-wide); float64's BLAS, in 2 and 3 uneven stripes
 SAME_BITS_CASES = [(np.float32, (256, 300, 520)), (np.float32, (512, 300, 40)), (np.float32, (8192, 16, 3)),
                    (np.float32, (256, 1100, 1024)),
                    (np.float64, (256, 300, 520)), (np.float64, (1100, 40, 300)), (np.float64, (64, 100, 2500))]

@@ -12,7 +12,9 @@ import fastnn
 from helpers import TOLERANCE, check_kernel, on_thread_counts
 
 # (M, N, K): 1, sizes no micro-tile (6 x 16) or K block (256) divides, several K blocks, several tiles
-SHAPES = [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 257, 31), (50, 40, 600), (300, 290, 270)]
+# the last two: narrow C (N < 8), computed transposed in 256-row blocks (one partial), K past one K block
+SHAPES = [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 257, 31), (50, 40, 600), (300, 290, 270), (600, 3, 20),
+          (257, 7, 300)]
 FORMS = [(False, False), (True, False), (False, True), (True, True)]   # C = A B, A^T B, A B^T, A^T B^T
 SCALES = [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0)]                          # (alpha, beta)
 
