@@ -72,3 +72,19 @@ def test_bad_options_are_named(argv, message, capsys):
 
 def test_parse_workloads_dedupes_and_normalises():
     assert [w.name for w in parse_workloads("w3, W1,W3")] == ["W3", "W1"]
+
+
+@pytest.mark.parametrize("vendor, family, model, lanes", [
+    ("AuthenticAMD", 23, 1, 4),     # Zen (EPYC Naples): 128-bit FMA units
+    ("AuthenticAMD", 23, 8, 4),     # Zen+
+    ("AuthenticAMD", 23, 49, 8),    # Zen 2 (EPYC Rome): 256-bit
+    ("AuthenticAMD", 25, 1, 8),     # Zen 3
+    ("HygonGenuine", 24, 0, 4),     # Hygon Dhyana (Zen)
+    ("GenuineIntel", 6, 85, 8),
+])
+def test_fma_limit_knows_the_128_bit_zen_units(vendor, family, model, lanes):
+    from fastnn.bench.machine import fma_lanes, fma_limit_gflops
+    text = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: x\n"
+    assert fma_lanes(text) == lanes
+    assert fma_lanes("") == 8       # nothing known (not Linux): the AVX2 formula
+    assert fma_limit_gflops(2.0, 2, fma_lanes(text)) == 2 * lanes * 2 * 2.0 * 2

@@ -54,7 +54,7 @@ def header_lines(results, markdown=False):
     out = [f"{_heading(markdown)}fastnn {m['versions']['fastnn']} benchmark"
            f"{' (QUICK: not for quoting)' if results['quick'] else ''}",
            f"machine: {m['cpu']}, {m['cores']} cores, {_num(m['ghz'])} GHz ({m['ghz_source']}), FMA limit "
-           f"{_num(m['fma_limit_gflops'])} GFLOP/s; " +
+           f"{_num(m['fma_limit_gflops'])} GFLOP/s ({m.get('fma_formula', '')}); " +
            ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
            "float32 GEMM (NumPy @, 2048x2048), GFLOP/s: " +
            "; ".join(f"{t} thread(s) {_num(s['median'])} [{_num(s['min'])}, {_num(s['max'])}]"

@@ -87,7 +87,7 @@ def add_rates(rows, workload, gemm, info):
     for r in rows:
         r["gflops"] = r["samples_per_s"]["median"] * workload.flops_per_sample / 1e9
         r["share_gemm"] = r["gflops"] / gemm[r["threads"]]["median"]
-        fma = machine.fma_limit_gflops(info["ghz"], min(r["threads"], info["cores"]))
+        fma = machine.fma_limit_gflops(info["ghz"], min(r["threads"], info["cores"]), info.get("fma_lanes", 8))
         r["share_fma"] = None if fma is None else r["gflops"] / fma
     return rows
 
