@@ -29,9 +29,9 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 # product of W1-W4 (batch 32-256, predict 8192): fastnn's GEMM is as fast or faster (within ~5%) except
 #   - N < 8 (W1's 3-class output): the 16-column micro-tile is mostly padding, and OpenBLAS wins by ~20%
 #     (of well under a microsecond) -- except, since session 9, in the form A^T B (a narrow layer's dW), which
-#     goes to fastnn's GEMM on its transpose (gemm.pxd's narrow / own_gemm, no hooks): 1.03-1.81x OpenBLAS at
-#     16-1024 x 1-3 x 32-256 on a Zen 1 host, where the form A B (the forward) tied or lost (0.62-1.17x;
-#     bench/GEMM.md, "Narrow products");
+#     goes to fastnn's GEMM on its transpose (gemm.pxd's narrow / own_gemm, no hooks): 1.15-1.86x OpenBLAS at
+#     16-1024 x 1-3 x 16-256 on a Zen 1 host, where the form A B (the forward) tied or lost (0.59-1.12x;
+#     bench/narrow_gemm.py, bench/GEMM.md "Narrow products");
 #   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS keeps 5-15% more of the FMA peak once
 #     the operands no longer fit in L2.
 # Threads: a 2-thread call of fastnn's GEMM pays a fork/join and two barriers (the shared packed B block).
@@ -172,10 +172,7 @@ cdef inline void _backward(floating* dx, floating* dW, floating* db, floating* d
     if not done:
         if kind >= 0:
             activation_backward(kind, dpre, dpost, pre, post, <Py_ssize_t>N * O, param, num_threads)
-        if floating is float and narrow_own(O, True):
-            own_gemm(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, 1)
-        else:
-            gemm_striped(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, num_threads)
+        dense_gemm(True, False, I, O, N, 1, x, I, dpre, O, 1, dW, O, num_threads)
         for n in range(N):      # rows in order, so the sum is the same whatever the thread count
             row = dpre + <Py_ssize_t>n * O
             for o in range(O):

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from fastnn.bench.__main__ import main
-from fastnn.bench.machine import python_env
+from fastnn.bench.machine import fma_lanes, fma_limit_gflops, python_env
 from fastnn.bench.workloads import parse_workloads
 
 
@@ -83,7 +83,6 @@ def test_parse_workloads_dedupes_and_normalises():
     ("GenuineIntel", 6, 85, 8),
 ])
 def test_fma_limit_knows_the_128_bit_zen_units(vendor, family, model, lanes):
-    from fastnn.bench.machine import fma_lanes, fma_limit_gflops
     text = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: x\n"
     assert fma_lanes(text) == lanes
     assert fma_lanes("") == 8       # nothing known (not Linux): the AVX2 formula
