@@ -172,8 +172,8 @@ static void fnn_ukr_portable(int kc, const float *FNN_RESTRICT a, ptrdiff_t rs, 
     c##r##0 = _mm256_fmadd_ps(ai, b0, c##r##0);                           \
     c##r##1 = _mm256_fmadd_ps(ai, b1, c##r##1);
 #define FNN_AVX2_STEP                                                     \
-    b0 = _mm256_load_ps(b);                                               \
-    b1 = _mm256_load_ps(b + 8);                                           \
+    b0 = _mm256_loadu_ps(b);     /* unaligned: B read in place */         \
+    b1 = _mm256_loadu_ps(b + 8);                                          \
     FNN_AVX2_ROW(0) FNN_AVX2_ROW(1) FNN_AVX2_ROW(2)                       \
     FNN_AVX2_ROW(3) FNN_AVX2_ROW(4) FNN_AVX2_ROW(5)                       \
     off += cs;                                                            \
@@ -442,6 +442,9 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
 {
     const int M = g->M, N = g->N, K = g->K, kcb = g->kcb, mcp = g->mcp;
     const int chunk = FNN_NC / FNN_NR;          /* panels per prep call and per epilogue tile */
+    /* op(B) = B of exactly one panel's width, rows NR floats apart: B is its own packed panel (a narrow layer's
+       W in forward, dY in its dW), read where it lies */
+    const int b_in_place = !g->tb && N == FNN_NR && g->ldb == FNN_NR;
     float *pa = g->pa + (size_t)tid * mcp * FNN_MR * kcb;
     float tmp[FNN_MR * FNN_NR];
     int ti_n, tj_n, ti, tj, row_lo, row_hi, jc, kg;
@@ -473,6 +476,8 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
                     int q = p;
                     if (g->prep != NULL)
                         g->prep(g->prep_ctx, k0, kc, g->jb + jc + p * FNN_NR, fnn_min(p1 * FNN_NR, nc) - p * FNN_NR);
+                    if (b_in_place)
+                        continue;
                     if (!g->tb && full > p) {
                         fnn_pack_b_rows(g->B, g->ldb, k0, kc, jc / FNN_NR + p, jc / FNN_NR + full,
                                         pb + (ptrdiff_t)p * FNN_NR * kc);
@@ -497,7 +502,8 @@ static void fnn_gemm_run(const fnn_gemm_job *g, int tid, int nth)
                 for (k0 = kg; k0 < kg1; k0 += kcb) {
                     const int kc = fnn_min(kcb, K - k0), last = k0 + kc == K;
                     const float beta = k0 == 0 ? g->beta : 1.0f;
-                    const float *pb = g->pb + (ptrdiff_t)(k0 - kg) * nbp * FNN_NR;
+                    const float *pb = b_in_place ? g->B + (ptrdiff_t)k0 * FNN_NR
+                                                 : g->pb + (ptrdiff_t)(k0 - kg) * nbp * FNN_NR;
                     int pi, q0;
                     /* Pack the A block when it will be read more than once (this thread's columns span more
                        than one B panel); else each full A panel is read in place, once, and only an edge

@@ -12,9 +12,10 @@ import fastnn
 from helpers import TOLERANCE, check_kernel, on_thread_counts
 
 # (M, N, K): 1, sizes no micro-tile (6 x 16) or K block (256) divides, several K blocks, several tiles
-# the last two: narrow C (N < 8), computed transposed in 256-row blocks (one partial), K past one K block
+# then narrow C (N < 8), computed transposed in 256-row blocks (one partial), K past one K block; last, C one
+# micro-tile wide (N = 16), where op(B) = B is read in place as its own packed panel
 SHAPES = [(1, 1, 1), (7, 13, 5), (33, 17, 65), (129, 257, 31), (50, 40, 600), (300, 290, 270), (600, 3, 20),
-          (257, 7, 300)]
+          (257, 7, 300), (32, 16, 4), (4, 16, 300)]
 FORMS = [(False, False), (True, False), (False, True), (True, True)]   # C = A B, A^T B, A B^T, A^T B^T
 SCALES = [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0)]                          # (alpha, beta)
 
@@ -65,6 +66,19 @@ def test_gemm_same_bits_on_1_and_2_threads(rng, dtype, M, N, K, trans_a, trans_b
     one, two, three = on_thread_counts(product)
     np.testing.assert_array_equal(two, one)
     np.testing.assert_array_equal(three, one)
+
+
+@pytest.mark.parametrize("shift", [0, 1, 3])
+def test_gemm_reads_a_one_panel_B_in_place_at_any_alignment(backend, rng, shift):
+    """B (K x 16) is read where it lies, shift floats past an aligned address: no aligned loads of it"""
+    M, N, K = 31, 16, 9
+    A = randn(rng, (M, K), np.float32)
+    buffer = randn(rng, (K * N + 8,), np.float32)
+    B = buffer[shift:shift + K * N].reshape(K, N)
+    C = randn(rng, (M, N), np.float32)
+    expect, tol = formula(C, A, B, False, False, 1.0, 0.5)
+    check_kernel(backend, "gemm", dict(C=C, A=A, B=B, trans_a=False, trans_b=False, alpha=1.0, beta=0.5),
+                 {"C": expect}, tol)
 
 
 def test_gemm_rejects_disagreeing_shapes(backend):
