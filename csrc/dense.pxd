@@ -85,6 +85,10 @@ cdef inline void dense_gemm(bint trans_a, bint trans_b, int m, int n, int k,
 
 # ---- the hooks fastnn's GEMM calls (float32 only) ----
 
+cdef enum:
+    FLAT_TILE_MAX = 4096        # floats (16 KB): a hook's tile of whole rows up to this size takes one activation call
+
+
 ctypedef struct ForwardEpilogue:
     const float* b              # IN  (O,)
     float* post                 # OUT (N, O) f(pre), or NULL: bias only
@@ -100,12 +104,17 @@ cdef inline void forward_epilogue(void* ctx, float* pre, ptrdiff_t ldc, int i0, 
     cdef float* post = e.post             # the loops vectorise
     cdef int r, j
     cdef float* row
+    # a tile of whole rows, small enough to stay in L1: the activation in one call over it, not one a row (for
+    # W1's 16-wide rows the call and its vector loop's set-up cost more than the row's work). Same bits.
+    cdef bint flat = n == e.O and ldc == e.O and m * n <= FLAT_TILE_MAX
     for r in range(m):
         row = pre + r * ldc
         for j in range(n):
             row[j] = row[j] + bias[j]
-        if post != NULL:
+        if post != NULL and not flat:
             _forward_range(e.kind, post + (i0 + r) * e.O + j0, row, n, e.param)
+    if post != NULL and flat:
+        _forward_range(e.kind, post + i0 * e.O, pre, m * n, e.param)
 
 
 ctypedef struct BackwardPrologue:
@@ -126,9 +135,13 @@ cdef inline void backward_prologue(void* ctx, int k0, int kn, int j0, int n) noe
     cdef const float* dz
     cdef int k, j
     cdef ptrdiff_t row
+    cdef bint flat = n == p.O and kn * n <= FLAT_TILE_MAX    # whole rows: as forward_epilogue
+    if p.kind >= 0 and flat:
+        row = k0 * p.O
+        _backward_range(p.kind, p.dpre + row, p.dpost + row, p.pre + row, p.post + row, kn * n, p.param)
     for k in range(k0, k0 + kn):  # rows in order: each column's sum is the same whatever the thread count
         row = k * p.O + j0
-        if p.kind >= 0:
+        if p.kind >= 0 and not flat:
             _backward_range(p.kind, p.dpre + row, p.dpost + row, p.pre + row, p.post + row, n, p.param)
         dz = p.dpre + row
         for j in range(n):
