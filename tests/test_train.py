@@ -144,6 +144,17 @@ def test_sharded_step_same_bits_on_any_thread_count_and_matches_numpy_twin(rng, 
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 1e-2)
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["counted", "weighted"])
+def test_training_accuracy_matches_numpy_twin(rng, weighted):
+    """The running training accuracy (counted in C a batch at a time; weighted when there are sample weights)"""
+    X, y = rng.standard_normal((300, 6)), rng.integers(0, 4, 300)
+    kw = dict(sample_weight=rng.uniform(0.2, 2.0, 300)) if weighted else {}
+    accuracy = [fastnn.MLP([6, 10, 4], seed=1, backend=backend).fit(X, y, epochs=3, batch_size=32, **kw)
+                .history["accuracy"] for backend in ("compiled", "numpy")]
+    np.testing.assert_allclose(accuracy[0], accuracy[1], rtol=1e-12)
+    assert 0.1 < min(accuracy[0]) and max(accuracy[0]) < 0.9      # neither none nor all of the rows
+
+
 @pytest.mark.parametrize("layers", [[4, 16, 3], [64, 128, 10], [30, 64, 3], [784, 256, 128, 10], [5, 3]])
 @pytest.mark.parametrize("batch", [1, 15, 16, 64, 128, 256])
 def test_numpy_twin_cuts_the_same_shards(layers, batch):
