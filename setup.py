@@ -11,7 +11,7 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-EXTENSIONS = ["threads", "dense", "gemm", "activations", "losses", "optim", "dropout", "train"]
+EXTENSIONS = ["threads", "dense", "gemm", "activations", "losses", "optim", "dropout", "train", "clock"]
 # Developer convenience: FASTNN_EXTENSIONS=dense,losses rebuilds only those (e.g. `python setup.py build_ext --inplace`).
 if os.environ.get("FASTNN_EXTENSIONS"):
     EXTENSIONS = [e for e in EXTENSIONS if e in os.environ["FASTNN_EXTENSIONS"].split(",")]

@@ -7,7 +7,9 @@ import sys
 import pytest
 
 from fastnn.bench.__main__ import main
-from fastnn.bench.machine import fma_lanes, fma_limit_gflops, python_env
+from fastnn.bench.machine import fma_lanes, fma_limit_gflops, machine_info, python_env
+from fastnn.bench.runner import add_rates
+from fastnn.bench.workloads import WORKLOADS
 from fastnn.bench.workloads import parse_workloads
 
 
@@ -87,3 +89,31 @@ def test_fma_limit_knows_the_128_bit_zen_units(vendor, family, model, lanes):
     assert fma_lanes(text) == lanes
     assert fma_lanes("") == 8       # nothing known (not Linux): the AVX2 formula
     assert fma_limit_gflops(2.0, 2, fma_lanes(text)) == 2 * lanes * 2 * 2.0 * 2
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_clock_probe_reads_a_clock_per_busy_thread(threads):
+    """fastnn._clock: each thread's GHz over dependent adds, all threads at once; a CPU's clock, not a guess"""
+    import fastnn._clock
+    ghz = fastnn._clock.add_chain_ghz(threads, adds=50_000_000)
+    if ghz is None:
+        pytest.skip("no clock probe for this compiler/CPU")
+    assert len(ghz) == (threads if fastnn._threads.openmp_enabled() else 1)
+    assert all(0.2 < g < 8.0 for g in ghz), ghz
+    with pytest.raises(ValueError, match="threads >= 1"):
+        fastnn._clock.add_chain_ghz(0)
+
+
+def test_fma_share_uses_each_thread_counts_clock():
+    info = machine_info(ghz=2.5, threads=[2, 1])
+    assert info["ghz_by_threads"] == {"1": 2.5, "2": 2.5} and info["ghz_source"] == "--ghz"
+    assert info["fma_limit_gflops"] == fma_limit_gflops(2.5, info["cores"], info["fma_lanes"])
+    info = dict(info, cores=2, fma_lanes=8, ghz=2.0, ghz_by_threads={"1": 3.0, "2": 2.0})
+    workload = WORKLOADS["W2"]
+    rows = [{"threads": t, "samples_per_s": {"median": 1e5}} for t in (1, 2)]
+    gemm = {1: {"median": 40.0}, 2: {"median": 80.0}}
+    gflops = 1e5 * workload.flops_per_sample / 1e9
+    one, two = add_rates(rows, workload, gemm, info)
+    assert one["share_fma"] == pytest.approx(gflops / (2 * 8 * 2 * 3.0 * 1))
+    assert two["share_fma"] == pytest.approx(gflops / (2 * 8 * 2 * 2.0 * 2))
+    assert two["share_gemm"] == pytest.approx(gflops / 80.0)

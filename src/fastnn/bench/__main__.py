@@ -53,7 +53,8 @@ def main(argv=None):
                         help="comma-separated, default all: " + ",".join(CONTENDERS) + " (fastnn always runs)")
     parser.add_argument("--quick", action="store_true", help="few samples and repeats, for a try: not for quoting")
     parser.add_argument("--repeats", type=_positive(int), help="timed repetitions (default 5; 3 with --quick)")
-    parser.add_argument("--ghz", type=_positive(float), help="the clock for the FMA limit (default: read it)")
+    parser.add_argument("--ghz", type=_positive(float),
+                        help="the clock for the FMA limit (default: measured at each thread count)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the RSS measurements")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON")
     parser.add_argument("--chart", metavar="PATH", help="draw a PNG chart of throughput (needs matplotlib)")

@@ -15,8 +15,9 @@ import fastnn
 GEMM_SIZE = 2048
 # The FMA limit of BENCHMARKS.md: 2 FMA units x 8 float32 lanes (AVX2) x 2 flops per FMA, per cycle and core --
 # except on AMD's first Zen cores (family 17h models below 30h, and Hygon's 18h), whose FMA units are 128 bits wide
-# and split each AVX2 FMA in two: 4 lanes a unit. (Such a host ran NumPy's sgemm at 37 GFLOP/s a core at a nominal
-# 2.0 GHz, above the 2 x 4 x 2 x 2.0 = 32 that this gives and below the 64 of 8 lanes: the clock boosts.)
+# and split each AVX2 FMA in two: 4 lanes a unit. The clock is measured (measured_clock_ghz): such a host, a VM
+# whose /proc/cpuinfo read its 2.0 GHz base clock, ran NumPy's sgemm at 42 GFLOP/s a core, above the
+# 2 x 4 x 2 x 2.0 = 32 of the base clock; its cores ran dependent adds at 2.9 GHz (46 GFLOP/s a core).
 FMA_UNITS = 2
 
 try:
@@ -94,6 +95,32 @@ def clock_ghz():
     return None, "unknown (pass --ghz)"
 
 
+def measured_clock_ghz(threads, runs=3):
+    """The clock of `threads` busy cores in GHz, measured (fastnn._clock: a chain of dependent integer adds on each
+    thread at once): the slowest thread's, the best of `runs` (a run that the shared host preempted reads low).
+    None where the probe is not built."""
+    from fastnn import _clock
+    best = None
+    for _ in range(runs):
+        ghz = _clock.add_chain_ghz(threads)
+        if not ghz:
+            return None
+        best = max(best or 0.0, min(ghz))
+    return best
+
+
+def clocks_ghz(threads, ghz=None):
+    """({thread count: GHz}, where they came from): `ghz` for all when given; else each thread count's measured
+    clock; else the one clock the system reports (clock_ghz) for all"""
+    if ghz:
+        return {t: ghz for t in threads}, "--ghz"
+    measured = {t: measured_clock_ghz(min(t, cores())) for t in threads}
+    if all(measured.values()):
+        return measured, "measured: dependent integer adds on that many busy cores"
+    clock, source = clock_ghz()
+    return {t: clock for t in threads}, source
+
+
 def fma_lanes(cpuinfo=None):
     """float32 lanes per FMA unit: 4 on AMD Zen / Zen+ (and Hygon Dhyana), 8 elsewhere (AVX2)"""
     text = _cpuinfo() if cpuinfo is None else cpuinfo
@@ -128,11 +155,14 @@ def blas_libraries():
             for lib in threadpool_info()]
 
 
-def machine_info(ghz=None):
-    """What the JSON records about the machine. `ghz` overrides the clock read from the system."""
-    clock, source = (ghz, "--ghz") if ghz else clock_ghz()
+def machine_info(ghz=None, threads=(1,)):
+    """What the JSON records about the machine, its clock at each of `threads` (thread counts). `ghz` overrides
+    the clock measured or read from the system. "ghz" and the FMA limit are those of the largest thread count."""
+    by_threads, source = clocks_ghz(sorted(set(threads)), ghz)
+    clock = by_threads[max(by_threads)]
     lanes = fma_lanes()
-    return {"cpu": cpu_model(), "cores": cores(), "ghz": clock, "ghz_source": source, "fma_lanes": lanes,
+    return {"cpu": cpu_model(), "cores": cores(), "ghz": clock, "ghz_source": source,
+            "ghz_by_threads": {str(t): g for t, g in by_threads.items()}, "fma_lanes": lanes,
             "fma_limit_gflops": fma_limit_gflops(clock, cores(), lanes),
             "fma_formula": f"{FMA_UNITS} FMA units x {lanes} float32 lanes x 2 flops x GHz x cores",
             "platform": platform.platform(), "versions": versions(), "libraries": blas_libraries(),

@@ -48,12 +48,20 @@ def _heading(markdown):
     return "## " if markdown else ""
 
 
+def _clocks(m):
+    """'; 1 thread 2.91 GHz, 2 threads 2.88 GHz' when the clock was measured at several thread counts"""
+    by = m.get("ghz_by_threads") or {}
+    if len(set(by.values())) < 2:
+        return ""
+    return "; " + ", ".join(f"{t} thread{'s' if t != '1' else ''} {_num(g)} GHz" for t, g in by.items())
+
+
 def header_lines(results, markdown=False):
     """The run's machine, GEMM rate and method."""
     m = results["machine"]
     out = [f"{_heading(markdown)}fastnn {m['versions']['fastnn']} benchmark"
            f"{' (QUICK: not for quoting)' if results['quick'] else ''}",
-           f"machine: {m['cpu']}, {m['cores']} cores, {_num(m['ghz'])} GHz ({m['ghz_source']}), FMA limit "
+           f"machine: {m['cpu']}, {m['cores']} cores, {_num(m['ghz'])} GHz ({m['ghz_source']}{_clocks(m)}), FMA limit "
            f"{_num(m['fma_limit_gflops'])} GFLOP/s ({m.get('fma_formula', '')}); " +
            ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
            "float32 GEMM (NumPy @, 2048x2048), GFLOP/s: " +

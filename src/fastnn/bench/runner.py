@@ -87,7 +87,8 @@ def add_rates(rows, workload, gemm, info):
     for r in rows:
         r["gflops"] = r["samples_per_s"]["median"] * workload.flops_per_sample / 1e9
         r["share_gemm"] = r["gflops"] / gemm[r["threads"]]["median"]
-        fma = machine.fma_limit_gflops(info["ghz"], min(r["threads"], info["cores"]), info.get("fma_lanes", 8))
+        ghz = info.get("ghz_by_threads", {}).get(str(r["threads"]), info["ghz"])     # that many busy cores' clock
+        fma = machine.fma_limit_gflops(ghz, min(r["threads"], info["cores"]), info.get("fma_lanes", 8))
         r["share_fma"] = None if fma is None else r["gflops"] / fma
     return rows
 
@@ -130,7 +131,7 @@ def run(settings):
     """The whole comparison; returns the JSON-ready results. Each section's table goes to settings.show
     as soon as it is measured, so that a long run shows its results as they come."""
     started = time.time()
-    info = machine.machine_info(settings.ghz)
+    info = machine.machine_info(settings.ghz, settings.threads)
     if not info["threadpoolctl"]:
         settings.notes.append("threadpoolctl is not installed: BLAS (NumPy, SciPy, scikit-learn) keeps its own "
                               "thread count, so thread counts are not enforced (pip install threadpoolctl)")
