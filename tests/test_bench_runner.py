@@ -117,3 +117,9 @@ def test_fma_share_uses_each_thread_counts_clock():
     assert one["share_fma"] == pytest.approx(gflops / (2 * 8 * 2 * 3.0 * 1))
     assert two["share_fma"] == pytest.approx(gflops / (2 * 8 * 2 * 2.0 * 2))
     assert two["share_gemm"] == pytest.approx(gflops / 80.0)
+
+
+def test_figures_keep_their_digits_where_rounding_carries():
+    from fastnn.bench.report import _num, _pct
+    assert [_num(99.7, 2), _num(45.6), _num(1234567.0), _num(0.1234)] == ["100", "45.6", "1,234,567", "0.123"]
+    assert _pct(0.997) == "100%" and _pct(0.0564) == "5.6%"

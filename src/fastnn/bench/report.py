@@ -8,7 +8,7 @@ def _num(x, digits=3):
     """Figures at `digits` significant digits, with thousands separators: 1,234,567 / 45.6 / 0.123."""
     if x is None:
         return "-"
-    if abs(x) >= 10 ** digits:
+    if abs(float(f"{x:.{digits}g}")) >= 10 ** digits:    # by value once rounded: 99.7 at 2 digits is 100
         return f"{x:,.0f}"
     return f"{x:#.{digits}g}".rstrip(".")
 
