@@ -14,7 +14,8 @@ fnn_gemm_init()   # pick the micro-kernel for this CPU once, at import
 
 
 def cpu_path():
-    """The GEMM micro-kernel in use: "avx2" (AVX2+FMA) or "portable" (forced by FASTNN_CPU=portable)."""
+    """The GEMM micro-kernel in use: "avx512" (AVX-512F), "avx2" (AVX2+FMA; forced by FASTNN_CPU=avx2) or
+    "portable" (forced by FASTNN_CPU=portable)."""
     return fnn_cpu_path().decode()
 
 

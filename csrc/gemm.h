@@ -33,10 +33,10 @@
        most FNN_MC x FNN_NC, still in cache), by the thread that owns it.
 
    CPU dispatch: the micro-kernel is chosen once, at fnn_gemm_init(), from what the CPU supports --
-   AVX2+FMA (intrinsics in a function compiled with __attribute__((target)), so the rest of the extension
-   stays baseline x86-64) or the portable one (generic 4-float vectors: SSE2 on any x86-64, NEON on aarch64;
-   plain loops for MSVC). FASTNN_CPU=portable forces the portable kernel. No AVX-512 kernel: untestable on
-   the machines this was written on; AVX-512 CPUs run the AVX2 kernel.
+   AVX-512F, else AVX2+FMA (intrinsics in functions compiled with __attribute__((target)), so the rest of the
+   extension stays baseline x86-64), else the portable one (generic 4-float vectors: SSE2 on any x86-64, NEON on
+   aarch64; plain loops for MSVC). FASTNN_CPU=portable forces the portable kernel, FASTNN_CPU=avx2 the AVX2
+   one. All three take the same packed panels (MR x NR = 6 x 16), so only the micro-kernel differs.
    Each extension that includes this header has its own copy of the (static) choice; all read the same
    environment, so they agree. */
 #ifndef FASTNN_GEMM_H
@@ -213,6 +213,57 @@ static void fnn_ukr_avx2(int kc, const float *FNN_RESTRICT a, ptrdiff_t rs, ptrd
 #undef FNN_AVX2_ROW
 #undef FNN_AVX2_STEP
 #undef FNN_AVX2_STORE
+
+/* AVX-512: one 16-float zmm register per row of the micro-tile. Six accumulators would leave the FMA units
+   waiting on their own latency (4 cycles x 2 units needs 8 chains), so even k go to one set and odd k to a
+   second, added at the end: 12 chains. The sums' order is a function of kc only (the same bits on any thread
+   count), not the AVX2 kernel's order. */
+#define FNN_AVX512_ROW(r)                                                               \
+    e##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[off]), b0, e##r);                        \
+    o##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[off + cs]), b1, o##r);
+#define FNN_AVX512_LAST(r) e##r = _mm512_fmadd_ps(_mm512_set1_ps(a##r[off]), b0, e##r);
+#define FNN_AVX512_STORE(r)                                                                        \
+    e##r = _mm512_add_ps(e##r, o##r);                                                              \
+    if (beta == 0.0f)                                                                              \
+        _mm512_storeu_ps(c + (r) * ldc, _mm512_mul_ps(va, e##r));                                  \
+    else                                                                                           \
+        _mm512_storeu_ps(c + (r) * ldc,                                                            \
+                         _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + (r) * ldc), _mm512_mul_ps(va, e##r)));
+
+__attribute__((target("avx512f")))
+static void fnn_ukr_avx512(int kc, const float *FNN_RESTRICT a, ptrdiff_t rs, ptrdiff_t cs,
+                           const float *FNN_RESTRICT b, float *FNN_RESTRICT c, ptrdiff_t ldc, float alpha,
+                           float beta)
+{
+    const float *a0 = a, *a1 = a + rs, *a2 = a + 2 * rs, *a3 = a + 3 * rs, *a4 = a + 4 * rs, *a5 = a + 5 * rs;
+    ptrdiff_t off = 0;
+    __m512 e0 = _mm512_setzero_ps(), e1 = e0, e2 = e0, e3 = e0, e4 = e0, e5 = e0;
+    __m512 o0 = e0, o1 = e0, o2 = e0, o3 = e0, o4 = e0, o5 = e0;
+    __m512 b0, b1, va, vb;
+    int k, r;
+    for (r = 0; r < FNN_MR; r++)
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+    for (k = 0; k + 2 <= kc; k += 2) {
+        b0 = _mm512_loadu_ps(b);
+        b1 = _mm512_loadu_ps(b + FNN_NR);
+        FNN_AVX512_ROW(0) FNN_AVX512_ROW(1) FNN_AVX512_ROW(2)
+        FNN_AVX512_ROW(3) FNN_AVX512_ROW(4) FNN_AVX512_ROW(5)
+        off += 2 * cs;
+        b += 2 * FNN_NR;
+    }
+    if (k < kc) {
+        b0 = _mm512_loadu_ps(b);
+        FNN_AVX512_LAST(0) FNN_AVX512_LAST(1) FNN_AVX512_LAST(2)
+        FNN_AVX512_LAST(3) FNN_AVX512_LAST(4) FNN_AVX512_LAST(5)
+    }
+    va = _mm512_set1_ps(alpha);
+    vb = _mm512_set1_ps(beta);
+    FNN_AVX512_STORE(0) FNN_AVX512_STORE(1) FNN_AVX512_STORE(2)
+    FNN_AVX512_STORE(3) FNN_AVX512_STORE(4) FNN_AVX512_STORE(5)
+}
+#undef FNN_AVX512_ROW
+#undef FNN_AVX512_LAST
+#undef FNN_AVX512_STORE
 #endif
 
 
@@ -221,7 +272,8 @@ static void fnn_ukr_avx2(int kc, const float *FNN_RESTRICT a, ptrdiff_t rs, ptrd
 static fnn_ukr_fn fnn_ukr_chosen = NULL;
 static const char *fnn_path_chosen = "portable";
 
-/* Pick the micro-kernel for this CPU (FASTNN_CPU=portable forces the portable one). Idempotent. */
+/* Pick the micro-kernel for this CPU (FASTNN_CPU=portable forces the portable one, FASTNN_CPU=avx2 the AVX2 one
+   on an AVX-512 CPU). Idempotent. */
 static void fnn_gemm_init(void)
 {
     const char *want = getenv("FASTNN_CPU");
@@ -233,6 +285,10 @@ static void fnn_gemm_init(void)
         if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             ukr = fnn_ukr_avx2;
             path = "avx2";
+            if (__builtin_cpu_supports("avx512f") && !(want != NULL && strcmp(want, "avx2") == 0)) {
+                ukr = fnn_ukr_avx512;
+                path = "avx512";
+            }
         }
     }
 #else
@@ -242,7 +298,7 @@ static void fnn_gemm_init(void)
     fnn_ukr_chosen = ukr;
 }
 
-/* "avx2" or "portable": the micro-kernel in use. */
+/* "avx512", "avx2" or "portable": the micro-kernel in use. */
 static const char *fnn_cpu_path(void)
 {
     if (fnn_ukr_chosen == NULL)

@@ -1,5 +1,5 @@
 # fastnn's own GEMM (csrc/gemm.h): C = alpha op(A) op(B) + beta C, row-major, float32, OpenMP over tiles of C,
-# the micro-kernel chosen at run time (AVX2+FMA or portable; FASTNN_CPU=portable forces the latter).
+# the micro-kernel chosen at run time (AVX-512F, AVX2+FMA or portable; FASTNN_CPU=avx2 / portable force those).
 # float64 always goes to BLAS: the dense layers train in float32, and float64 is the checking dtype.
 # Legend: op(A) is M x K, op(B) is K x N, C is M x N.
 from cython cimport floating

@@ -127,19 +127,22 @@ def test_gemm_concurrent_python_threads(rng):
 
 
 def test_cpu_path_is_reported():
-    assert fastnn._gemm.cpu_path() in ("avx2", "portable")
+    assert fastnn._gemm.cpu_path() in ("avx512", "avx2", "portable")
     if os.environ.get("FASTNN_CPU") == "portable":
         assert fastnn._gemm.cpu_path() == "portable"
 
 
-@pytest.mark.skipif(os.environ.get("FASTNN_CPU") == "portable", reason="already on the portable path")
-def test_portable_path_in_a_subprocess():
-    """FASTNN_CPU=portable selects the portable micro-kernel; the GEMM and dense tests pass on it too."""
+@pytest.mark.parametrize("path", ["portable", "avx2"])
+def test_other_paths_in_a_subprocess(path):
+    """FASTNN_CPU=portable (avx2) selects the portable (AVX2) micro-kernel; the GEMM and dense tests pass on it
+    too. The AVX2 one is tested this way only where the CPU also has AVX-512 (else it is the default path)."""
+    if os.environ.get("FASTNN_CPU") == path or (path == "avx2" and fastnn._gemm.cpu_path() != "avx512"):
+        pytest.skip(f"the {path} path is this process's own, or not there")
     here = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, FASTNN_CPU="portable")
+    env = dict(os.environ, FASTNN_CPU=path)
     check = subprocess.run([sys.executable, "-c", "import fastnn._gemm as g, fastnn._dense; print(g.cpu_path())"],
                            env=env, capture_output=True, text=True, check=True)
-    assert check.stdout.strip() == "portable"
+    assert check.stdout.strip() == path
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
                           os.path.join(here, "test_gemm.py"), os.path.join(here, "test_dense.py")],
                          env=env, capture_output=True, text=True)
