@@ -14,7 +14,8 @@ from cython cimport floating
 from libc.string cimport memcpy
 from libc.stddef cimport ptrdiff_t
 from blas cimport gemm, gemm_striped, gemm_stripe, stripe_count, stripe_block
-from gemm cimport fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm, narrow
+from gemm cimport (fnn_sgemm_hooked, fnn_sgemm_part, fnn_part_share, fnn_part_by_cols, own_gemm, narrow,
+                   fnn_own_wide)
 
 from threads cimport thread_share
 
@@ -33,7 +34,8 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 #     16-1024 x 1-3 x 16-256 on a Zen 1 host, where the form A B (the forward) tied or lost (0.59-1.12x;
 #     bench/narrow_gemm.py, bench/GEMM.md "Narrow products");
 #   - the wide layers of W4 (N >= 1024 with K or M >= 1024): OpenBLAS keeps 5-15% more of the FMA peak once
-#     the operands no longer fit in L2.
+#     the operands no longer fit in L2 -- on the AVX2 kernel. The AVX-512 kernel (fnn_own_wide) beat OpenBLAS's
+#     Haswell kernels at every one of these on a Zen 5 host, 1.09-1.77x on 2 threads, so there they stay ours.
 # Threads: a 2-thread call of fastnn's GEMM pays a fork/join and two barriers (the shared packed B block).
 # On this 2-vCPU machine, idle (bench/GEMM.md, "Threads"), 2 threads gained 1.15-1.6x from 4e6 multiply-adds
 # up (W3 at batch 128), and were as often slower as faster at 5e5 (W2: 24 us against 16 for dW). Whenever
@@ -42,7 +44,7 @@ from activations cimport (_forward_range, _backward_range, activation_forward, a
 
 cdef enum:
     SERIAL_MAX_WORK = 1 << 22   # m n k below this: one thread
-    BLAS_MIN_N = 1024           # N and (K or M) at least this: BLAS
+    BLAS_MIN_N = 1024           # N and (K or M) at least this: BLAS (but for fnn_own_wide)
 
 
 cdef inline bint use_own_gemm(int m, int n, int k, bint trans_a, bint trans_b, int num_threads) noexcept nogil:
@@ -50,7 +52,7 @@ cdef inline bint use_own_gemm(int m, int n, int k, bint trans_a, bint trans_b, i
     for C (m x n) = (m x k)(k x n); False for a narrow C (n < 8): see narrow_own"""
     if narrow(n):
         return False
-    if n >= BLAS_MIN_N and (k >= BLAS_MIN_N or m >= BLAS_MIN_N):
+    if n >= BLAS_MIN_N and (k >= BLAS_MIN_N or m >= BLAS_MIN_N) and not fnn_own_wide():
         return False
     return True
 

@@ -306,6 +306,13 @@ static const char *fnn_cpu_path(void)
     return fnn_path_chosen;
 }
 
+/* 1 where fastnn's GEMM also beats BLAS on the wide products (dense.pxd's use_own_gemm): the AVX-512 kernel,
+   1.09-1.77x OpenBLAS's Haswell kernels at every wide product of W4 on a Zen 5 host (bench/GEMM.md). */
+static int fnn_own_wide(void)
+{
+    return strcmp(fnn_cpu_path(), "avx512") == 0;
+}
+
 
 /* ---- packing ---- */
 

@@ -12,6 +12,7 @@ cdef extern from "gemm.h" nogil:
     ctypedef void (*fnn_epi_fn)(void* ctx, float* C, ptrdiff_t ldc, int i0, int j0, int m, int n) noexcept nogil
     void fnn_gemm_init()
     const char* fnn_cpu_path()
+    int fnn_own_wide()
     int fnn_sgemm_hooked(int trans_a, int trans_b, int M, int N, int K, float alpha,
                          const float* A, ptrdiff_t lda, const float* B, ptrdiff_t ldb,
                          float beta, float* C, ptrdiff_t ldc, int nthreads,

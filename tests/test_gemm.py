@@ -52,6 +52,24 @@ def test_gemm(backend, dtype, threads, rng, M, N, K, trans_a, trans_b, alpha, be
     check_kernel(backend, "gemm", args, {"C": expect}, tol)
 
 
+@pytest.mark.parametrize("M,N,K", [(40, 1030, 1024), (1024, 1100, 24)])
+@pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["AB", "AtB", "ABt", "AtBt"])
+def test_gemm_wide_products(backend, dtype, threads, rng, M, N, K, trans_a, trans_b):
+    """W4-like wide products: BLAS's on the AVX2 and portable paths, fastnn's GEMM on the AVX-512 one"""
+    A, B = operands(rng, M, N, K, trans_a, trans_b, dtype)
+    C = randn(rng, (M, N), dtype)
+    args = dict(C=C, A=A, B=B, trans_a=trans_a, trans_b=trans_b, alpha=0.5, beta=1.0)
+    expect, tol = formula(C, A, B, trans_a, trans_b, 0.5, 1.0)
+    check_kernel(backend, "gemm", args, {"C": expect}, tol)
+
+
+def test_wide_products_go_to_blas_except_on_the_avx512_path():
+    wide = "own" if fastnn._gemm.cpu_path() == "avx512" else "blas"
+    assert fastnn._dense.gemm_rule(256, 4096, 4096, False, False, 2) == wide
+    assert fastnn._dense.gemm_rule(4096, 4096, 256, True, False, 2) == wide
+    assert fastnn._dense.gemm_rule(256, 1000, 4096, False, False, 2) == "own"   # N < 1024: ours on any path
+
+
 @pytest.mark.parametrize("M,N,K", SHAPES + [(8192, 128, 784), (256, 1100, 1024), (1100, 40, 300)])
 @pytest.mark.parametrize("trans_a,trans_b", FORMS, ids=["AB", "AtB", "ABt", "AtBt"])
 def test_gemm_same_bits_on_1_and_2_threads(rng, dtype, M, N, K, trans_a, trans_b):
