@@ -83,10 +83,13 @@ def test_parse_workloads_dedupes_and_normalises():
     ("AuthenticAMD", 25, 1, 8),     # Zen 3
     ("HygonGenuine", 24, 0, 4),     # Hygon Dhyana (Zen)
     ("GenuineIntel", 6, 85, 8),
+    ("AuthenticAMD", 26, 2, 16),    # Zen 5 (EPYC Turin) showing AVX-512: 512-bit
 ])
 def test_fma_limit_knows_the_128_bit_zen_units(vendor, family, model, lanes):
-    text = f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: x\n"
+    text = (f"processor\t: 0\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: {model}\nmodel name\t: x\n"
+            "flags\t\t: fpu sse2 avx2 fma avx512f avx512bw\n")
     assert fma_lanes(text) == lanes
+    assert fma_lanes(text.replace(" avx512f", "")) == (8 if lanes == 16 else lanes)   # AVX-512 hidden: AVX2 only
     assert fma_lanes("") == 8       # nothing known (not Linux): the AVX2 formula
     assert fma_limit_gflops(2.0, 2, fma_lanes(text)) == 2 * lanes * 2 * 2.0 * 2
 

@@ -18,6 +18,9 @@ GEMM_SIZE = 2048
 # and split each AVX2 FMA in two: 4 lanes a unit. The clock is measured (measured_clock_ghz): such a host, a VM
 # whose /proc/cpuinfo read its 2.0 GHz base clock, ran NumPy's sgemm at 42 GFLOP/s a core, above the
 # 2 x 4 x 2 x 2.0 = 32 of the base clock; its cores ran dependent adds at 2.9 GHz (46 GFLOP/s a core).
+# And except on AMD's Zen 5 EPYC (family 1Ah, models below 20h: Turin) where the CPU shows AVX-512, which fastnn's
+# GEMM then uses (gemm.h): its FMA units are 512 bits wide, 16 lanes. On such a host, counted at 8 lanes,
+# fastnn's W3 training ran at 126% of the "limit" on one thread.
 FMA_UNITS = 2
 
 try:
@@ -122,7 +125,8 @@ def clocks_ghz(threads, ghz=None):
 
 
 def fma_lanes(cpuinfo=None):
-    """float32 lanes per FMA unit: 4 on AMD Zen / Zen+ (and Hygon Dhyana), 8 elsewhere (AVX2)"""
+    """float32 lanes per FMA unit: 4 on AMD Zen / Zen+ (and Hygon Dhyana), 16 on Zen 5 EPYC with AVX-512, 8
+    elsewhere (AVX2)"""
     text = _cpuinfo() if cpuinfo is None else cpuinfo
     vendor = re.search(r"^vendor_id\s*:\s*(\S+)", text, re.M)
     family = re.search(r"^cpu family\s*:\s*(\d+)", text, re.M)
@@ -132,6 +136,9 @@ def fma_lanes(cpuinfo=None):
         if (vendor == "AuthenticAMD" and family == 0x17 and model < 0x30) or \
                 (vendor == "HygonGenuine" and family == 0x18):
             return 4
+        flags = re.search(r"^flags\s*:(.*)$", text, re.M)
+        if vendor == "AuthenticAMD" and family == 0x1A and model < 0x20 and flags and "avx512f" in flags.group(1).split():
+            return 16
     return 8
 
 
