@@ -310,7 +310,13 @@ static const char *fnn_cpu_path(void)
    1.09-1.77x OpenBLAS's Haswell kernels at every wide product of W4 on a Zen 5 host (bench/GEMM.md). */
 static int fnn_own_wide(void)
 {
-    return strcmp(fnn_cpu_path(), "avx512") == 0;
+    if (fnn_ukr_chosen == NULL)
+        fnn_gemm_init();
+#if FNN_HAVE_AVX2
+    return fnn_ukr_chosen == fnn_ukr_avx512;
+#else
+    return 0;
+#endif
 }
 
 

@@ -137,7 +137,8 @@ def fma_lanes(cpuinfo=None):
                 (vendor == "HygonGenuine" and family == 0x18):
             return 4
         flags = re.search(r"^flags\s*:(.*)$", text, re.M)
-        if vendor == "AuthenticAMD" and family == 0x1A and model < 0x20 and flags and "avx512f" in flags.group(1).split():
+        avx512 = flags is not None and "avx512f" in flags.group(1).split()
+        if vendor == "AuthenticAMD" and family == 0x1A and model < 0x20 and avx512:
             return 16
     return 8
 
