@@ -18,15 +18,17 @@ if os.environ.get("FASTNN_EXTENSIONS"):
 
 # Per-compiler flags, one table. "base" always applies; "openmp" unless FASTNN_NO_OPENMP is set.
 # -fno-math-errno lets GCC vectorise sqrt/exp loops (it changes no result, only errno);
+# -ffp-contract=off: where FMA is baseline (aarch64), GCC fuses a * b + c in a vector loop and its scalar tail
+# differently, so an element's bits depended on where a call's slice began (gemm.h asks for its FMAs itself);
 # no -ffast-math: it would break NaN/inf handling and bitwise agreement with the reference.
 COMPILER_FLAGS = {
     "unix": {
-        "base": ["-O3", "-fno-math-errno", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "base": ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-Wno-unreachable-code"],
         "openmp_compile": ["-fopenmp"],
         "openmp_link": ["-fopenmp"],
     },
     "darwin": {  # Apple clang has no -fopenmp driver flag; libomp comes from Homebrew / the wheel build
-        "base": ["-O3", "-fno-math-errno", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "base": ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-Wno-unreachable-code"],
         "openmp_compile": ["-Xpreprocessor", "-fopenmp"],
         "openmp_link": ["-lomp"],
     },

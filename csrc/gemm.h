@@ -106,14 +106,20 @@ typedef void (*fnn_ukr_fn)(int kc, const float *a, ptrdiff_t rs, ptrdiff_t cs, c
    plain loops elsewhere (MSVC). */
 #if defined(__GNUC__) || defined(__clang__)
 typedef float fnn_v4 __attribute__((vector_size(16)));
+#if defined(__aarch64__)    /* the build has -ffp-contract=off, so the accumulation asks for NEON's FMA itself */
+#include <arm_neon.h>
+#define FNN_V4_FMA(c, a, b) ((fnn_v4)vfmaq_f32((float32x4_t)(c), (float32x4_t)(a), (float32x4_t)(b)))
+#else
+#define FNN_V4_FMA(c, a, b) ((c) + (a) * (b))
+#endif
 
 static inline fnn_v4 fnn_v4_load(const float *p) { fnn_v4 v; memcpy(&v, p, sizeof v); return v; }
 static inline void fnn_v4_store(float *p, fnn_v4 v) { memcpy(p, &v, sizeof v); }
 
 #define FNN_V4_ROW(r)                                                     \
     ai = (fnn_v4){a[(r) * rs], a[(r) * rs], a[(r) * rs], a[(r) * rs]};    \
-    c##r##0 += ai * b0;                                                   \
-    c##r##1 += ai * b1;
+    c##r##0 = FNN_V4_FMA(c##r##0, ai, b0);                                \
+    c##r##1 = FNN_V4_FMA(c##r##1, ai, b1);
 #define FNN_V4_STORE(r)                                                                            \
     if (beta == 0.0f) {                                                                            \
         fnn_v4_store(c + (r) * ldc + h, va * c##r##0);                                             \
@@ -144,6 +150,7 @@ static void fnn_ukr_portable(int kc, const float *FNN_RESTRICT a0, ptrdiff_t rs,
 }
 #undef FNN_V4_ROW
 #undef FNN_V4_STORE
+#undef FNN_V4_FMA
 #else
 static void fnn_ukr_portable(int kc, const float *FNN_RESTRICT a, ptrdiff_t rs, ptrdiff_t cs,
                              const float *FNN_RESTRICT b, float *FNN_RESTRICT c, ptrdiff_t ldc, float alpha,

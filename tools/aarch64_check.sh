@@ -34,6 +34,6 @@ done
 echo "$n extensions built as aarch64 shared objects"
 
 echo "== 2. fastnn's GEMM under $QEMU =="
-"$CROSS" -O3 -fno-math-errno -fopenmp -static -I"$ROOT/csrc" "$ROOT/tools/gemm_selfcheck.c" -lm \
+"$CROSS" -O3 -fno-math-errno -ffp-contract=off -fopenmp -static -I"$ROOT/csrc" "$ROOT/tools/gemm_selfcheck.c" -lm \
     -o "$WORK/gemm_selfcheck" 2>"$WORK/link.log" || { cat "$WORK/link.log"; exit 1; }
 OMP_NUM_THREADS=2 "$QEMU" "$WORK/gemm_selfcheck"
