@@ -8,7 +8,8 @@
 #
 # Needs root (chroot, mounts, binfmt_misc) and, on Debian: apt-get install debootstrap qemu-user-static.
 # ARM64_ROOT (default /var/tmp/fastnn-arm64) is made once and kept; the tree is copied in afresh every run.
-# Measured on the 2-core Zen 5 host (session 13): debootstrap 2.5 min; see bench/GEMM.md for the suite's time.
+# Measured on the 2-core Zen 5 host (session 13): debootstrap 2.5 min, then 40 min a run (pip install '.[test]'
+# 11 min, the suite 27 min): 8,802 passed, 50 skipped (torch absent; the AVX2 path, not there; the wheel's own).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ARM64_ROOT=${ARM64_ROOT:-/var/tmp/fastnn-arm64}
