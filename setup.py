@@ -21,14 +21,15 @@ if os.environ.get("FASTNN_EXTENSIONS"):
 # -ffp-contract=off: where FMA is baseline (aarch64), GCC fuses a * b + c in a vector loop and its scalar tail
 # differently, so an element's bits depended on where a call's slice began (gemm.h asks for its FMAs itself);
 # no -ffast-math: it would break NaN/inf handling and bitwise agreement with the reference.
+GCC_BASE = ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-Wno-unreachable-code"]
 COMPILER_FLAGS = {
     "unix": {
-        "base": ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "base": GCC_BASE,
         "openmp_compile": ["-fopenmp"],
         "openmp_link": ["-fopenmp"],
     },
     "darwin": {  # Apple clang has no -fopenmp driver flag; libomp comes from Homebrew / the wheel build
-        "base": ["-O3", "-fno-math-errno", "-ffp-contract=off", "-Wno-unused-function", "-Wno-unreachable-code"],
+        "base": GCC_BASE,   # clang takes GCC's flags
         "openmp_compile": ["-Xpreprocessor", "-fopenmp"],
         "openmp_link": ["-lomp"],
     },
